@@ -1,0 +1,250 @@
+package bolt_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/bookworm-ledger/ledger/adapters/bolt"
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// benchData is a ~500 byte event body, the size of a normalised order fact.
+var benchData = []byte(`{"orderId":"4f0c1d7e-3b8a-4f6e-9c2d-1a2b3c4d5e6f","basketId":"9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a","fullName":"A. Reader","totalMoney":"123.45","totalMinor":12345,"currency":"USD","items":[` +
+	strings.Repeat(`{"bookId":"b-0001","qty":1,"price":"12.34"},`, 6) + `{"bookId":"b-0002","qty":2,"price":"1.00"}]}`)
+
+var benchMeta = []byte(`{"$correlationId":"4f0c1d7e-3b8a-4f6e-9c2d-1a2b3c4d5e6f","$causationId":"4f0c1d7e-3b8a-4f6e-9c2d-1a2b3c4d5e6f"}`)
+
+// baseline holds the raw bbolt figure (events/s) measured earlier in the
+// same run, for the ratios.
+var baseline atomic.Uint64
+
+func reportRate(b *testing.B, events int, elapsed time.Duration, ratio bool) {
+	b.Helper()
+	rate := float64(events) / elapsed.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(0, "ns/op") // per-event rate is the figure; ns/op of a whole run is noise
+	if base := baseline.Load(); ratio && base > 0 {
+		b.ReportMetric(rate/float64(base), "x_baseline")
+		fmt.Printf("%-50s %10.0f events/s  %6.1fx the raw bbolt fsync-per-append baseline (%d events/s)\n", b.Name(), rate, rate/float64(base), base)
+	} else {
+		fmt.Printf("%-50s %10.0f events/s\n", b.Name(), rate)
+	}
+}
+
+// BenchmarkAppend measures fsync'd appends of one ~500 byte event each.
+// The first sub-benchmark is the baseline: raw bbolt, one transaction and
+// one fsync per append.
+func BenchmarkAppend(b *testing.B) {
+	b.Run("baseline_raw_bbolt_fsync_per_append", func(b *testing.B) {
+		db, err := bbolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		rec := append(append([]byte{}, benchData...), benchMeta...)
+		b.ResetTimer()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			err := db.Update(func(tx *bbolt.Tx) error {
+				bk, err := tx.CreateBucketIfNotExists([]byte("all"))
+				if err != nil {
+					return err
+				}
+				k := make([]byte, 8)
+				binary.BigEndian.PutUint64(k, uint64(i+1))
+				return bk.Put(k, rec)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		elapsed := time.Since(start)
+		rate := float64(b.N) / elapsed.Seconds()
+		baseline.Store(uint64(rate))
+		reportRate(b, b.N, elapsed, false)
+	})
+	for _, appenders := range []int{1, 64} {
+		b.Run(fmt.Sprintf("log_appenders=%d", appenders), func(b *testing.B) {
+			benchAppend(b, appenders)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, appenders int) {
+	w, _ := time.ParseDuration(os.Getenv("BENCH_WINDOW"))
+	l, err := bolt.Open(filepath.Join(b.TempDir(), "events.db"), bolt.Config{GroupCommitWindow: w}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, appenders)
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < appenders; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("order-%d", w)
+			exp := domain.NoStream
+			for next.Add(1) <= int64(b.N) {
+				res, err := l.Append(ctx, stream, exp, domain.EventData{ID: uuid.NewString(), Type: "UserCheckedOutIntegrationEvent", Data: benchData, Metadata: benchMeta})
+				if err != nil {
+					errs <- err
+					return
+				}
+				exp = domain.Exact(res.NextRevision)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	st := l.Stats()
+	if st.Commits > 0 {
+		b.ReportMetric(float64(st.Appends)/float64(st.Commits), "appends/commit")
+		b.ReportMetric(float64(st.CommitTime.Microseconds())/float64(st.Commits), "µs/commit")
+	}
+	reportRate(b, b.N, elapsed, true)
+}
+
+var (
+	populated     = map[int]string{}
+	populatedOnce sync.Mutex
+	benchDirs     []string
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+// run exists so the deferred clean-up runs before os.Exit.
+func run(m *testing.M) int {
+	defer func() {
+		for _, d := range benchDirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
+	return m.Run()
+}
+
+// populatedLog returns the path of a log holding n events over n/10
+// streams, built once per size. It is written without fsync: only reads
+// are measured on it.
+func populatedLog(b *testing.B, n int) string {
+	b.Helper()
+	populatedOnce.Lock()
+	defer populatedOnce.Unlock()
+	if p, ok := populated[n]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "ledger-bolt-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchDirs = append(benchDirs, dir)
+	path := filepath.Join(dir, "events.db")
+	l, err := bolt.Open(path, bolt.Config{NoSync: true}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const perAppend = 10
+	for i := 0; i < n; i += perAppend {
+		batch := make([]domain.EventData, perAppend)
+		for j := range batch {
+			batch[j] = domain.EventData{ID: uuid.NewString(), Type: "UserCheckedOutIntegrationEvent", Data: benchData, Metadata: benchMeta}
+		}
+		if _, err := l.Append(ctx, fmt.Sprintf("order-%d", i/perAppend), domain.NoStream, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	populated[n] = path
+	return path
+}
+
+const readEvents = 100_000
+
+// BenchmarkReadAll reads the whole log in pages of 1000, as a projection
+// rebuild does.
+func BenchmarkReadAll(b *testing.B) {
+	path := populatedLog(b, readEvents)
+	l, err := bolt.Open(path, bolt.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	total := 0
+	for i := 0; i < b.N; i++ {
+		var after *domain.Position
+		for {
+			page, err := l.ReadAll(ctx, after, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			total += len(page)
+			p := page[len(page)-1].Position
+			after = &p
+		}
+	}
+	elapsed := time.Since(start)
+	if total != b.N*readEvents {
+		b.Fatalf("read %d events, want %d", total, b.N*readEvents)
+	}
+	reportRate(b, total, elapsed, true)
+}
+
+// BenchmarkSubscribeCatchUp subscribes from the start and takes every
+// stored event.
+func BenchmarkSubscribeCatchUp(b *testing.B) {
+	path := populatedLog(b, readEvents)
+	l, err := bolt.Open(path, bolt.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	total := 0
+	for i := 0; i < b.N; i++ {
+		sub, err := l.Subscribe(ctx, domain.SubscribeOptions{StreamPrefix: "order-"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < readEvents; j++ {
+			if _, err := sub.Next(ctx); err != nil {
+				b.Fatal(err)
+			}
+			total++
+		}
+		_ = sub.Close()
+	}
+	reportRate(b, total, time.Since(start), true)
+}

@@ -1,0 +1,477 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+var _ domain.EventLog = (*Log)(nil)
+
+// Config tunes the embedded event log. The zero value is the production
+// setting.
+type Config struct {
+	// NoSync skips fsync. Only for tests that say so: a crash can then lose
+	// acknowledged appends or corrupt the file.
+	NoSync bool
+	// GroupCommitWindow is how long the committer waits for more appends
+	// after the first of a batch. Zero takes only what is already queued,
+	// which already batches everything that arrived during the last fsync.
+	GroupCommitWindow time.Duration
+	// MaxBatch caps the appends written in one transaction. Default 1024.
+	MaxBatch int
+	// FileMode of a new file. Default 0600.
+	FileMode os.FileMode
+	// OpenTimeout bounds the wait for the file lock held by another
+	// process. Default 5s.
+	OpenTimeout time.Duration
+	// InitialMmapSize is the initial memory map size in bytes; a large map
+	// avoids remaps, which wait for every reader. Default 256 MiB.
+	InitialMmapSize int
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 1024
+	}
+	if c.FileMode == 0 {
+		c.FileMode = 0o600
+	}
+	if c.OpenTimeout == 0 {
+		c.OpenTimeout = 5 * time.Second
+	}
+	if c.InitialMmapSize == 0 {
+		c.InitialMmapSize = 256 << 20
+	}
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GroupCommitWindow < 0 {
+		errs = append(errs, fmt.Errorf("group commit window %s is negative", c.GroupCommitWindow))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("max batch %d is negative", c.MaxBatch))
+	}
+	if c.FileMode&^os.ModePerm != 0 {
+		errs = append(errs, fmt.Errorf("file mode %v has more than permission bits", c.FileMode))
+	}
+	if c.OpenTimeout < 0 {
+		errs = append(errs, fmt.Errorf("open timeout %s is negative", c.OpenTimeout))
+	}
+	if c.InitialMmapSize < 0 {
+		errs = append(errs, fmt.Errorf("initial mmap size %d is negative", c.InitialMmapSize))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	bucketAll     = []byte("all")
+	bucketStreams = []byte("streams")
+	bucketRevs    = []byte("revs")
+	bucketIDs     = []byte("ids")
+	bucketMeta    = []byte("meta")
+	keyVersion    = []byte("version")
+)
+
+const (
+	formatVersion = 1
+	// maxStreamName keeps composite keys far below bbolt's key size limit.
+	maxStreamName = 1024
+	// readChunk bounds the events read in one read transaction, so a long
+	// read never holds the file's map for long.
+	readChunk = 4096
+)
+
+// Log is the embedded event log. It is safe for concurrent use.
+type Log struct {
+	db     *bbolt.DB
+	cfg    Config
+	logger *zap.Logger
+
+	reqs      chan *appendReq
+	closing   chan struct{} // closed by Close
+	committed chan struct{} // closed when the committer has exited
+	closeOnce sync.Once
+
+	stats struct{ commits, appends, events, commitNanos atomic.Uint64 }
+
+	mu     sync.Mutex
+	head   uint64        // position of the last committed event; 0: empty
+	headCh chan struct{} // closed and replaced whenever head moves
+}
+
+// Open opens or creates the event log file at path.
+func Open(path string, cfg Config, logger *zap.Logger) (*Log, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	db, err := bbolt.Open(path, cfg.FileMode, &bbolt.Options{
+		Timeout:         cfg.OpenTimeout,
+		NoSync:          cfg.NoSync,
+		NoFreelistSync:  true, // rebuilt at open; saves a write per commit
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: cfg.InitialMmapSize,
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open event log %s: %w: %w", path, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
+	var head uint64
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketAll, bucketStreams, bucketRevs, bucketIDs, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keyVersion); {
+		case v == nil:
+			if err := meta.Put(keyVersion, u64(formatVersion)); err != nil {
+				return fmt.Errorf("write format version: %w", err)
+			}
+		case len(v) != 8 || binary.BigEndian.Uint64(v) != formatVersion:
+			return fmt.Errorf("unsupported file format %x", v)
+		}
+		if k, _ := tx.Bucket(bucketAll).Cursor().Last(); k != nil {
+			head = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open event log %s: %w", path, err)
+	}
+	l := &Log{
+		db:        db,
+		cfg:       cfg,
+		logger:    logger,
+		reqs:      make(chan *appendReq, cfg.MaxBatch),
+		closing:   make(chan struct{}),
+		committed: make(chan struct{}),
+		head:      head,
+		headCh:    make(chan struct{}),
+	}
+	go l.commitLoop()
+	logger.Info("event log opened", zap.String("path", path), zap.Uint64("head", head), zap.Bool("no_sync", cfg.NoSync))
+	return l, nil
+}
+
+// Close stops the committer, fails queued appends with ErrClosed, finishes
+// every subscription and closes the file.
+func (l *Log) Close() error {
+	err := domain.ErrClosed
+	l.closeOnce.Do(func() {
+		close(l.closing)
+		<-l.committed
+		err = l.db.Close()
+		if err != nil {
+			err = fmt.Errorf("close event log: %w", err)
+		}
+		l.logger.Info("event log closed", zap.Uint64("head", l.headPos()))
+	})
+	return err
+}
+
+// Stats counts what the committer has written since Open.
+type Stats struct {
+	Commits uint64 // transactions committed (one fsync each)
+	Appends uint64 // Append calls answered from a commit, duplicates and rule failures included
+	Events  uint64 // events written
+	// CommitTime is the time spent in commits: writing pages and fsync.
+	CommitTime time.Duration
+}
+
+// Stats returns the counters; Appends/Commits is the group commit factor.
+func (l *Log) Stats() Stats {
+	return Stats{
+		Commits:    l.stats.commits.Load(),
+		Appends:    l.stats.appends.Load(),
+		Events:     l.stats.events.Load(),
+		CommitTime: time.Duration(l.stats.commitNanos.Load()),
+	}
+}
+
+func (l *Log) isClosed() bool {
+	select {
+	case <-l.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *Log) headPos() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head
+}
+
+// headState returns the head and a channel closed when it next moves.
+func (l *Log) headState() (uint64, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head, l.headCh
+}
+
+func (l *Log) setHead(h uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h != l.head {
+		l.head = h
+		close(l.headCh)
+		l.headCh = make(chan struct{})
+	}
+}
+
+// view runs a read transaction, mapping a closed file to ErrClosed.
+func (l *Log) view(fn func(tx *bbolt.Tx) error) error {
+	if l.isClosed() {
+		return domain.ErrClosed
+	}
+	err := l.db.View(fn)
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return domain.ErrClosed
+	}
+	return err
+}
+
+// Head returns the position of the last event, and false for an empty log.
+func (l *Log) Head(ctx context.Context) (domain.Position, bool, error) {
+	if l.isClosed() {
+		return domain.Position{}, false, fmt.Errorf("head: %w", domain.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return domain.Position{}, false, fmt.Errorf("head: %w", err)
+	}
+	h := l.headPos()
+	return domain.Position{Commit: h, Prepare: h}, h > 0, nil
+}
+
+// ReadStream reads events of one stream; see [domain.EventLog].
+func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir domain.Direction, max int) ([]domain.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	var out []domain.RecordedEvent
+	var d decoder
+	err := l.view(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketStreams).Get([]byte(stream))
+		if meta == nil || stream == "" {
+			return domain.ErrStreamNotFound
+		}
+		last := binary.BigEndian.Uint64(meta[0:8])
+		if dir == domain.Backwards && from > last {
+			from = last
+		}
+		if dir == domain.Forwards && from > last {
+			return nil
+		}
+		all := tx.Bucket(bucketAll)
+		prefix := streamKey(stream, nil)
+		c := tx.Bucket(bucketRevs).Cursor()
+		k, v := c.Seek(streamKey(stream, u64(from)))
+		if dir == domain.Backwards && (k == nil || !bytes.Equal(k[len(prefix):], u64(from))) {
+			// Revisions are contiguous, so this only happens if the
+			// index disagrees with the stream's last revision.
+			return fmt.Errorf("revision %d missing from index: %w", from, errCorrupt)
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = step(c, dir) {
+			if max > 0 && len(out) >= max {
+				break
+			}
+			pos := binary.BigEndian.Uint64(v)
+			rec := all.Get(v)
+			if rec == nil {
+				return fmt.Errorf("position %d missing: %w", pos, errCorrupt)
+			}
+			var err error
+			if out, err = d.decode(out, pos, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	d.finish(out)
+	return out, nil
+}
+
+func step(c *bbolt.Cursor, dir domain.Direction) ([]byte, []byte) {
+	if dir == domain.Backwards {
+		return c.Prev()
+	}
+	return c.Next()
+}
+
+// ReadAll reads the global log in position order; see [domain.EventLog].
+func (l *Log) ReadAll(ctx context.Context, after *domain.Position, max int) ([]domain.RecordedEvent, error) {
+	var from uint64
+	if after != nil {
+		from = after.Commit
+	}
+	var out []domain.RecordedEvent
+	var d decoder
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read all: %w", err)
+		}
+		n := readChunk
+		if max > 0 && max-len(out) < n {
+			n = max - len(out)
+		}
+		before := len(out)
+		var last uint64
+		var err error
+		out, last, err = l.scan(out, &d, from, n, "", false)
+		if err != nil {
+			return nil, fmt.Errorf("read all: %w", err)
+		}
+		if len(out)-before < n || (max > 0 && len(out) >= max) {
+			break
+		}
+		from = last
+	}
+	d.finish(out)
+	return out, nil
+}
+
+// scan appends to out up to n events after position from. With filter,
+// only events that keep(stream, prefix) count. It returns the last
+// position it looked at, kept or not, so a filtered reader never rescans.
+func (l *Log) scan(out []domain.RecordedEvent, d *decoder, from uint64, n int, prefix string, filter bool) ([]domain.RecordedEvent, uint64, error) {
+	last := from
+	if from == ^uint64(0) {
+		return out, last, nil
+	}
+	err := l.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAll).Cursor()
+		got, looked := 0, 0
+		for k, v := c.Seek(u64(from + 1)); k != nil && got < n && looked < 16*n; k, v = c.Next() {
+			looked++
+			pos := binary.BigEndian.Uint64(k)
+			last = pos
+			if filter {
+				s, err := recordStream(v)
+				if err != nil {
+					return fmt.Errorf("position %d: %w", pos, err)
+				}
+				if !keep(s, prefix) {
+					continue
+				}
+			}
+			var err error
+			if out, err = d.decode(out, pos, v); err != nil {
+				return err
+			}
+			got++
+		}
+		return nil
+	})
+	return out, last, err
+}
+
+// keep is the subscription filter: the prefix, and never a system stream.
+func keep(stream []byte, prefix string) bool {
+	if len(stream) > 0 && stream[0] == '$' {
+		return false
+	}
+	return len(stream) >= len(prefix) && string(stream[:len(prefix)]) == prefix
+}
+
+// ListStreams lists streams by name; see [domain.EventLog]. limit <= 0
+// means no limit.
+func (l *Log) ListStreams(ctx context.Context, prefix, after string, limit int) ([]domain.StreamInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	var out []domain.StreamInfo
+	err := l.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketStreams).Cursor()
+		seek := prefix
+		if after > prefix {
+			seek = after
+		}
+		for k, v := c.Seek([]byte(seek)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			if string(k) <= after {
+				continue
+			}
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			if len(v) != 16 {
+				return fmt.Errorf("stream %q: %w", k, errCorrupt)
+			}
+			out = append(out, domain.StreamInfo{
+				Name:         string(k),
+				LastRevision: binary.BigEndian.Uint64(v[0:8]),
+				Count:        binary.BigEndian.Uint64(v[8:16]),
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list streams: %w", err)
+	}
+	return out, nil
+}
+
+// validate checks an append before it is queued and parses the event ids.
+func validate(stream string, events []domain.EventData) ([][16]byte, error) {
+	switch {
+	case stream == "":
+		return nil, fmt.Errorf("%w: empty stream name", domain.ErrInvalidEvent)
+	case len(stream) > maxStreamName:
+		return nil, fmt.Errorf("%w: stream name longer than %d bytes", domain.ErrInvalidEvent, maxStreamName)
+	case strings.IndexByte(stream, 0) >= 0:
+		return nil, fmt.Errorf("%w: stream name contains a NUL byte", domain.ErrInvalidEvent)
+	case len(events) == 0:
+		return nil, fmt.Errorf("%w: no events", domain.ErrInvalidEvent)
+	}
+	ids := make([][16]byte, len(events))
+	var seen map[[16]byte]struct{}
+	if len(events) > 1 {
+		seen = make(map[[16]byte]struct{}, len(events))
+	}
+	for i, e := range events {
+		if e.ID == "" {
+			return nil, fmt.Errorf("%w: event %d has no id", domain.ErrInvalidEvent, i)
+		}
+		if e.Type == "" {
+			return nil, fmt.Errorf("%w: event %d (%s) has no type", domain.ErrInvalidEvent, i, e.ID)
+		}
+		id, ok := parseUUID(e.ID)
+		if !ok {
+			return nil, fmt.Errorf("%w: event %d id %q is not a lower-case uuid", domain.ErrInvalidEvent, i, e.ID)
+		}
+		if seen != nil {
+			if _, dup := seen[id]; dup {
+				return nil, fmt.Errorf("%w: event id %s twice in one append", domain.ErrInvalidEvent, e.ID)
+			}
+			seen[id] = struct{}{}
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}

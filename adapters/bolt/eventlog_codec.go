@@ -1,0 +1,227 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// Record format in the all bucket (version 1):
+//
+//	[0]      version
+//	[1:9]    revision
+//	[9:17]   created, Unix nanoseconds
+//	[17:33]  event id
+//	then uvarint length + bytes of stream, type, data, metadata
+//
+// The stream name comes first so subscription filters can skip events
+// without decoding the rest.
+const (
+	recordVersion = 1
+	recordHeader  = 33
+)
+
+var errCorrupt = errors.New("corrupt event record")
+
+func encodeRecord(stream string, rev uint64, created int64, id [16]byte, e domain.EventData) []byte {
+	n := recordHeader + 4*binary.MaxVarintLen32 + len(stream) + len(e.Type) + len(e.Data) + len(e.Metadata)
+	b := make([]byte, recordHeader, n)
+	b[0] = recordVersion
+	binary.BigEndian.PutUint64(b[1:9], rev)
+	binary.BigEndian.PutUint64(b[9:17], uint64(created))
+	copy(b[17:33], id[:])
+	b = binary.AppendUvarint(b, uint64(len(stream)))
+	b = append(b, stream...)
+	b = binary.AppendUvarint(b, uint64(len(e.Type)))
+	b = append(b, e.Type...)
+	b = binary.AppendUvarint(b, uint64(len(e.Data)))
+	b = append(b, e.Data...)
+	b = binary.AppendUvarint(b, uint64(len(e.Metadata)))
+	b = append(b, e.Metadata...)
+	return b
+}
+
+// field reads one length-prefixed field of b starting at off.
+func field(b []byte, off int) ([]byte, int, error) {
+	n, k := binary.Uvarint(b[off:])
+	if k <= 0 || n > uint64(len(b)-off-k) {
+		return nil, 0, errCorrupt
+	}
+	start := off + k
+	return b[start : start+int(n)], start + int(n), nil
+}
+
+// recordStream returns the stream name of a record without decoding more.
+func recordStream(b []byte) ([]byte, error) {
+	if len(b) < recordHeader || b[0] != recordVersion {
+		return nil, errCorrupt
+	}
+	s, _, err := field(b, recordHeader)
+	return s, err
+}
+
+// decoder turns records into RecordedEvents with few allocations: data and
+// metadata are carved from shared chunks, stream and type names are
+// interned, and the ids of a batch share one string (see finish).
+type decoder struct {
+	chunk   []byte
+	names   map[string]string
+	pending []int // indexes into out whose ID is still the raw 16 bytes in rawIDs
+	rawIDs  []byte
+}
+
+const decoderChunk = 64 << 10
+
+func (d *decoder) bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > decoderChunk/8 {
+		return append([]byte(nil), b...)
+	}
+	if len(b) > len(d.chunk) {
+		d.chunk = make([]byte, decoderChunk)
+	}
+	out := d.chunk[:len(b):len(b)] // capped: appending to it never reaches a neighbour
+	d.chunk = d.chunk[len(b):]
+	copy(out, b)
+	return out
+}
+
+func (d *decoder) intern(b []byte) string {
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	if d.names == nil || len(d.names) > 4096 {
+		d.names = make(map[string]string, 64)
+	}
+	s := string(b)
+	d.names[s] = s
+	return s
+}
+
+// decode appends the event of record b at position pos to out. The ID is
+// filled in by finish.
+func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]domain.RecordedEvent, error) {
+	if len(b) < recordHeader || b[0] != recordVersion {
+		return out, fmt.Errorf("position %d: %w", pos, errCorrupt)
+	}
+	stream, off, err := field(b, recordHeader)
+	if err != nil {
+		return out, fmt.Errorf("position %d: %w", pos, err)
+	}
+	typ, off, err := field(b, off)
+	if err != nil {
+		return out, fmt.Errorf("position %d: %w", pos, err)
+	}
+	data, off, err := field(b, off)
+	if err != nil {
+		return out, fmt.Errorf("position %d: %w", pos, err)
+	}
+	meta, _, err := field(b, off)
+	if err != nil {
+		return out, fmt.Errorf("position %d: %w", pos, err)
+	}
+	d.pending = append(d.pending, len(out))
+	d.rawIDs = append(d.rawIDs, b[17:33]...)
+	return append(out, domain.RecordedEvent{
+		Stream:   d.intern(stream),
+		Revision: binary.BigEndian.Uint64(b[1:9]),
+		Position: domain.Position{Commit: pos, Prepare: pos},
+		Type:     d.intern(typ),
+		Data:     d.bytes(data),
+		Metadata: d.bytes(meta),
+		Created:  time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC(),
+	}), nil
+}
+
+// finish formats the ids of every event decoded since the last finish into
+// one string and hands out substrings of it.
+func (d *decoder) finish(out []domain.RecordedEvent) {
+	if len(d.pending) == 0 {
+		return
+	}
+	var sb strings.Builder
+	sb.Grow(36 * len(d.pending))
+	var buf [36]byte
+	for i := range d.pending {
+		var id [16]byte
+		copy(id[:], d.rawIDs[16*i:16*i+16])
+		formatUUID(&buf, id)
+		sb.Write(buf[:])
+	}
+	all := sb.String()
+	for i, idx := range d.pending {
+		out[idx].ID = all[36*i : 36*i+36]
+	}
+	d.pending = d.pending[:0]
+	d.rawIDs = d.rawIDs[:0]
+}
+
+const hexDigits = "0123456789abcdef"
+
+func formatUUID(dst *[36]byte, id [16]byte) {
+	j := 0
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst[j] = '-'
+			j++
+		}
+		dst[j] = hexDigits[c>>4]
+		dst[j+1] = hexDigits[c&0x0f]
+		j += 2
+	}
+}
+
+// parseUUID accepts only the canonical lower-case text form, so one event
+// id has exactly one spelling and idempotency cannot be dodged by case.
+func parseUUID(s string) ([16]byte, bool) {
+	var id [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return id, false
+		}
+		id[j] = hi<<4 | lo
+		j++
+		i += 2
+	}
+	return id, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// streamKey is name, 0x00, suffix: the key of the revs and ids buckets.
+func streamKey(stream string, suffix []byte) []byte {
+	k := make([]byte, 0, len(stream)+1+len(suffix))
+	k = append(k, stream...)
+	k = append(k, 0)
+	return append(k, suffix...)
+}

@@ -1,0 +1,274 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+var (
+	bucketCheckpoints = []byte("checkpoints")
+	bucketSummaries   = []byte("summaries")
+	bucketDue         = []byte("due")     // deadline (8 bytes BE unix nanos) + order id -> attempt
+	bucketDueKey      = []byte("due_key") // order id -> its key in bucketDue
+)
+
+// ReadModel is the order read model in its own bbolt file: summaries, the
+// placement deadlines index and projection checkpoints. It is local to one
+// instance and can be rebuilt from the streams at any time.
+type ReadModel struct {
+	db   *bbolt.DB
+	path string
+}
+
+var _ projections.ReadModel = (*ReadModel)(nil)
+
+// OpenReadModel opens (or creates) the read model at path.
+func OpenReadModel(path string) (*ReadModel, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("open read model %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open read model %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketCheckpoints, bucketSummaries, bucketDue, bucketDueKey} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init read model %s: %w", path, err)
+	}
+	return &ReadModel{db: db, path: path}, nil
+}
+
+// Path is the file the read model lives in.
+func (r *ReadModel) Path() string { return r.path }
+
+// Close closes the file.
+func (r *ReadModel) Close() error { return r.db.Close() }
+
+func encodePos(p domain.Position) []byte {
+	b := make([]byte, 16)
+	binary.BigEndian.PutUint64(b, p.Commit)
+	binary.BigEndian.PutUint64(b[8:], p.Prepare)
+	return b
+}
+
+func decodePos(b []byte) (domain.Position, error) {
+	if len(b) != 16 {
+		return domain.Position{}, fmt.Errorf("checkpoint of %d bytes", len(b))
+	}
+	return domain.Position{Commit: binary.BigEndian.Uint64(b), Prepare: binary.BigEndian.Uint64(b[8:])}, nil
+}
+
+// Apply stores rows and the checkpoint in one transaction.
+func (r *ReadModel) Apply(ctx context.Context, name string, pos domain.Position, rows []projections.Summary) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bbolt.Tx) error {
+		if err := putRows(tx, rows); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCheckpoints).Put([]byte(name), encodePos(pos))
+	})
+}
+
+// Put stores rows (the replay sink).
+func (r *ReadModel) Put(ctx context.Context, rows []projections.Summary) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bbolt.Tx) error { return putRows(tx, rows) })
+}
+
+func putRows(tx *bbolt.Tx, rows []projections.Summary) error {
+	sums, due, dueKey := tx.Bucket(bucketSummaries), tx.Bucket(bucketDue), tx.Bucket(bucketDueKey)
+	for _, row := range rows {
+		b, err := json.Marshal(row)
+		if err != nil {
+			return fmt.Errorf("encode summary %s: %w", row.OrderID, err)
+		}
+		id := []byte(row.OrderID)
+		if err := sums.Put(id, b); err != nil {
+			return err
+		}
+		if old := dueKey.Get(id); old != nil {
+			if err := due.Delete(bytes.Clone(old)); err != nil {
+				return err
+			}
+			if err := dueKey.Delete(id); err != nil {
+				return err
+			}
+		}
+		if row.Status == domain.StatusInit && !row.PlacementDeadline.IsZero() {
+			k := make([]byte, 8, 8+len(id))
+			binary.BigEndian.PutUint64(k, uint64(row.PlacementDeadline.UnixNano()))
+			k = append(k, id...)
+			v := make([]byte, 8)
+			binary.BigEndian.PutUint64(v, uint64(row.PlacementAttempts))
+			if err := due.Put(k, v); err != nil {
+				return err
+			}
+			if err := dueKey.Put(id, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Checkpoint returns the stored position of name, or nil.
+func (r *ReadModel) Checkpoint(ctx context.Context, name string) (*domain.Position, error) {
+	var out *domain.Position
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCheckpoints).Get([]byte(name))
+		if b == nil {
+			return nil
+		}
+		p, err := decodePos(b)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w", name, err)
+		}
+		out = &p
+		return nil
+	})
+	return out, err
+}
+
+// SaveCheckpoint stores pos for name.
+func (r *ReadModel) SaveCheckpoint(ctx context.Context, name string, pos domain.Position) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).Put([]byte(name), encodePos(pos))
+	})
+}
+
+// Summary returns one order's row.
+func (r *ReadModel) Summary(ctx context.Context, orderID string) (projections.Summary, bool, error) {
+	var s projections.Summary
+	var ok bool
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSummaries).Get([]byte(orderID))
+		if b == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(b, &s)
+	})
+	if err != nil {
+		return s, false, fmt.Errorf("summary %s: %w", orderID, err)
+	}
+	return s, ok, nil
+}
+
+// Summaries lists rows after the order id after, in id order.
+func (r *ReadModel) Summaries(ctx context.Context, after string, limit int) ([]projections.Summary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []projections.Summary
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketSummaries).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			var s projections.Summary
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("summary %s: %w", k, err)
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Due lists INIT orders whose placement deadline is at or before now.
+func (r *ReadModel) Due(ctx context.Context, now time.Time, limit int) ([]projections.Due, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []projections.Due
+	end := uint64(now.UnixNano())
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) < 8 || len(v) != 8 {
+				return errors.New("corrupt due index entry")
+			}
+			at := binary.BigEndian.Uint64(k)
+			if at > end {
+				break
+			}
+			out = append(out, projections.Due{
+				OrderID:  string(k[8:]),
+				Deadline: time.Unix(0, int64(at)).UTC(),
+				Attempt:  int(binary.BigEndian.Uint64(v)),
+			})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Count returns the number of summaries.
+func (r *ReadModel) Count(ctx context.Context) (int, error) {
+	n := 0
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketSummaries).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// ReplaceFile atomically moves the read model built at src over dst (both
+// closed): a crash before the rename leaves dst as it was.
+func ReplaceFile(src, dst string) error {
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("swap read model %s -> %s: %w", src, dst, err)
+	}
+	d, err := os.Open(dirOf(dst))
+	if err != nil {
+		return nil // the rename happened; the directory sync is best effort
+	}
+	defer d.Close()
+	_ = d.Sync()
+	return nil
+}
+
+func dirOf(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			if i == 0 {
+				return "/"
+			}
+			return p[:i]
+		}
+	}
+	return "."
+}
+
+// ErrLocked means another process (a running `ledger serve`) holds the
+// file: bbolt allows one writer process per file.
+var ErrLocked = errors.New("file is locked by another process")

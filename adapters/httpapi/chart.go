@@ -1,0 +1,272 @@
+package httpapi
+
+import (
+	"fmt"
+	"html"
+	"strings"
+
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+// Chart geometry, in SVG user units.
+const (
+	chartW      = 880
+	chartH      = 380
+	plotLeft    = 92
+	plotRight   = chartW - 20
+	plotTop     = 56
+	plotBottom  = 250
+	bandTop     = 262
+	bandH       = 24
+	labelTop    = bandTop + bandH + 14
+	charPixels  = 7 // rough width of one 11px character, to decide what fits
+	maxXLabels  = 40
+	targetTicks = 5
+)
+
+type series struct {
+	name  string
+	class string
+	color string
+	width string
+	value func(domain.Totals) int64
+}
+
+// dispApplied is the disposition of a fact that took effect.
+const dispApplied = domain.DispApplied
+
+var moneySeries = []series{
+	{"captured", "series-captured", "#1f6fb2", "2", func(t domain.Totals) int64 { return t.Captured }},
+	{"refunded", "series-refunded", "#c77700", "2", func(t domain.Totals) int64 { return t.Refunded }},
+	{"charged back", "series-chargedback", "#b3261e", "2", func(t domain.Totals) int64 { return t.ChargedBack }},
+	{"net", "series-net", "#1e7b4a", "3", func(t domain.Totals) int64 { return t.Net }},
+}
+
+var statusColors = map[domain.Status]string{
+	domain.StatusInit:               "#5f6b7a",
+	domain.StatusCharged:            "#1f6fb2",
+	domain.StatusFulfilled:          "#1e7b4a",
+	domain.StatusFulfillFailed:      "#b3261e",
+	domain.StatusRefunding:          "#a66300",
+	domain.StatusRefunded:           "#c77700",
+	domain.StatusRefundFailed:       "#8c1d18",
+	domain.StatusChargeback:         "#7b3f9e",
+	domain.StatusChargebackReversed: "#4a5a8a",
+	domain.StatusClosed:             "#3d4651",
+}
+
+// RenderTimeline draws an order's money over its facts as SVG: captured,
+// refunded, charged back and net after each fact as step lines, and the
+// status after each fact as a band underneath. Every text from the report
+// is escaped; the picture carries no script and no external reference.
+func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
+	var b strings.Builder
+	n := len(rep.Entries)
+	title := "Money over the facts of order " + rep.OrderID
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="money-chart-svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
+		chartW, chartH, chartW, chartH, esc(title))
+	fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
+	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`, chartW, chartH)
+	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="600" fill="#1b1f24">%s</text>`, plotLeft, esc(title))
+
+	// Legend.
+	x := plotLeft
+	for _, s := range moneySeries {
+		fmt.Fprintf(&b, `<g class="legend-item"><line x1="%d" y1="38" x2="%d" y2="38" stroke="%s" stroke-width="%s"/><text x="%d" y="42" fill="#1b1f24">%s</text></g>`,
+			x, x+18, s.color, s.width, x+24, esc(s.name))
+		x += 24 + len(s.name)*charPixels + 22
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#5f6b7a" text-anchor="end">%s</text>`, plotRight, esc(cur.Code))
+
+	if n == 0 {
+		fmt.Fprintf(&b, `<text class="empty" x="%d" y="%d" text-anchor="middle" fill="#5f6b7a">no facts</text></svg>`,
+			(plotLeft+plotRight)/2, (plotTop+plotBottom)/2)
+		return []byte(b.String())
+	}
+
+	// Value range: zero is always shown; net may go below it.
+	var lo, hi int64
+	for _, e := range rep.Entries {
+		for _, s := range moneySeries {
+			v := s.value(e.Totals)
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	step := niceStep(hi-lo, targetTicks)
+	lo = floorTo(lo, step)
+	hi = ceilTo(hi, step)
+	if hi == lo {
+		hi = lo + step
+	}
+	y := func(v int64) float64 {
+		return plotBottom - float64(v-lo)*float64(plotBottom-plotTop)/float64(hi-lo)
+	}
+
+	// Grid and y labels.
+	b.WriteString(`<g class="y-axis">`)
+	for v := lo; v <= hi; v += step {
+		yy := y(v)
+		stroke := "#e3e7ec"
+		if v == 0 {
+			stroke = "#9aa5b1"
+		}
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, plotLeft, yy, plotRight, yy, stroke)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5f6b7a">%s</text>`, plotLeft-8, yy+4, esc(formatMoney(v, cur.Decimals)))
+	}
+	b.WriteString(`</g>`)
+
+	slot := float64(plotRight-plotLeft) / float64(n)
+	xAt := func(i int) float64 { return plotLeft + float64(i)*slot }
+
+	// Status band: runs of equal status, labelled where the name fits.
+	b.WriteString(`<g class="status-steps">`)
+	for i := 0; i < n; {
+		j := i
+		st := rep.Entries[i].StatusAfter
+		for j < n && rep.Entries[j].StatusAfter == st {
+			j++
+		}
+		color, ok := statusColors[st]
+		if !ok {
+			color = "#c9d1d9"
+		}
+		name := string(st)
+		if name == "" {
+			name = "none"
+		}
+		w := xAt(j) - xAt(i)
+		fmt.Fprintf(&b, `<g class="status-step" data-status="%s"><rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff"/>`,
+			esc(name), xAt(i), bandTop, w, bandH, color)
+		if float64(len(name)*charPixels+8) <= w {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#ffffff" font-weight="600">%s</text>`,
+				xAt(i)+w/2, bandTop+16, esc(name))
+		}
+		fmt.Fprintf(&b, `<title>%s</title></g>`, esc(name))
+		i = j
+	}
+	b.WriteString(`</g>`)
+
+	// Money step lines: the value after fact i holds across slot i.
+	for _, s := range moneySeries {
+		var d strings.Builder
+		for i, e := range rep.Entries {
+			yy := y(s.value(e.Totals))
+			if i == 0 {
+				fmt.Fprintf(&d, "M%.1f %.1f", xAt(0), yy)
+			} else {
+				fmt.Fprintf(&d, " V%.1f", yy)
+			}
+			fmt.Fprintf(&d, " H%.1f", xAt(i+1))
+		}
+		fmt.Fprintf(&b, `<path class="series %s" d="%s" fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round"/>`,
+			s.class, d.String(), s.color, s.width)
+	}
+
+	// Facts: markers for what did not apply, x labels, hover details.
+	every := max(1, (n+maxXLabels-1)/maxXLabels)
+	b.WriteString(`<g class="facts">`)
+	for i, e := range rep.Entries {
+		cx := xAt(i) + slot/2
+		fmt.Fprintf(&b, `<g class="fact" data-revision="%d" data-disposition="%s">`, e.Revision, esc(string(e.Disposition)))
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#000000" fill-opacity="0"/>`, xAt(i), plotTop, slot, bandTop+bandH-plotTop)
+		if (e.Disposition != "" && e.Disposition != dispApplied) || e.Error != "" {
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%d" r="4" fill="#ffffff" stroke="#b3261e" stroke-width="2"/>`, cx, bandTop-6)
+		}
+		if i%every == 0 {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" fill="#1b1f24" transform="rotate(-35 %.1f %d)">#%d %s</text>`,
+				cx, labelTop, cx, labelTop, e.Revision, esc(shortType(e.Type)))
+		}
+		fmt.Fprintf(&b, `<title>%s</title></g>`, esc(factTip(e, cur.Decimals)))
+	}
+	b.WriteString(`</g></svg>`)
+	return []byte(b.String())
+}
+
+func factTip(e projections.AuditEntry, decimals int) string {
+	var t strings.Builder
+	fmt.Fprintf(&t, "#%d %s", e.Revision, e.Type)
+	if !e.At.IsZero() {
+		t.WriteString(" at " + e.At.UTC().Format("2006-01-02 15:04:05Z"))
+	}
+	fmt.Fprintf(&t, "\n%s → %s (%s)", orNone(e.StatusBefore), orNone(e.StatusAfter), orDash(string(e.Disposition)))
+	if e.Reason != "" {
+		t.WriteString(": " + e.Reason)
+	}
+	fmt.Fprintf(&t, "\ncaptured %s, refunded %s, charged back %s, net %s",
+		formatMoney(e.Totals.Captured, decimals), formatMoney(e.Totals.Refunded, decimals),
+		formatMoney(e.Totals.ChargedBack, decimals), formatMoney(e.Totals.Net, decimals))
+	if e.Error != "" {
+		t.WriteString("\nerror: " + e.Error)
+	}
+	return t.String()
+}
+
+func orNone(s domain.Status) string {
+	if s == "" {
+		return "none"
+	}
+	return string(s)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortType drops the contract suffix, which every BookWorm type shares.
+func shortType(t string) string {
+	t = strings.TrimSuffix(t, "IntegrationEvent")
+	if len(t) > 28 {
+		t = t[:27] + "…"
+	}
+	return t
+}
+
+func formatMoney(v int64, decimals int) string { return domain.FormatMinor(v, decimals) }
+
+// niceStep is the smallest of 1, 2, 5 × 10^k minor units that splits span
+// into at most ticks steps.
+func niceStep(span int64, ticks int64) int64 {
+	if span <= 0 {
+		return 100
+	}
+	for base := int64(1); base <= span; base *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			if s := base * m; s*ticks >= span {
+				return s
+			}
+		}
+	}
+	return span
+}
+
+func floorTo(v, step int64) int64 {
+	r := v % step
+	if r < 0 {
+		r += step
+	}
+	return v - r
+}
+
+func ceilTo(v, step int64) int64 {
+	f := floorTo(v, step)
+	if f == v {
+		return v
+	}
+	return f + step
+}
+
+// esc makes s safe as XML text or attribute value: markup characters are
+// escaped, and characters XML 1.0 forbids are replaced.
+func esc(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return html.EscapeString(s)
+}

@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+// sampleReport is a checkout, charge, fulfilment and full refund of 49.99,
+// with one ignored fact whose type carries markup.
+func sampleReport() projections.AuditReport {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	charged := domain.Totals{Captured: 4999, Net: 4999}
+	refunded := domain.Totals{Captured: 4999, Refunded: 4999}
+	entry := func(rev uint64, typ domain.FactType, before, after domain.Status, totals domain.Totals) projections.AuditEntry {
+		return projections.AuditEntry{Revision: rev, EventID: "e" + strconv.FormatUint(rev, 10), Type: string(typ),
+			At: at.Add(time.Duration(rev) * time.Minute), Disposition: domain.DispApplied,
+			StatusBefore: before, StatusAfter: after, Totals: totals}
+	}
+	es := []projections.AuditEntry{
+		entry(0, domain.FactUserCheckedOut, "", domain.StatusInit, domain.Totals{}),
+		entry(1, domain.FactBasketDeletedComplete, domain.StatusInit, domain.StatusCharged, charged),
+		entry(2, domain.FactOrderCompleted, domain.StatusCharged, domain.StatusFulfilled, charged),
+		entry(3, `<script>alert("x")</script>`+"\x01", domain.StatusFulfilled, domain.StatusFulfilled, charged),
+		entry(4, domain.FactOrderRefundRequested, domain.StatusFulfilled, domain.StatusRefunding, charged),
+		entry(5, domain.FactPaymentRefunded, domain.StatusRefunding, domain.StatusRefunded, refunded),
+	}
+	es[3].Disposition, es[3].Reason = domain.DispIgnored, `never applies & <b>bold</b>`
+	return projections.AuditReport{OrderID: "3f2c6a8e-1d4b-4c1e-9a7f-0b5e2d8c9a10", Stream: "order-3f2c6a8e-1d4b-4c1e-9a7f-0b5e2d8c9a10", Entries: es}
+}
+
+type svgElement struct {
+	name  string
+	attrs map[string]string
+	text  string
+}
+
+// parseSVG checks the document is well-formed XML and returns its elements.
+func parseSVG(t *testing.T, b []byte) []svgElement {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	var out []svgElement
+	var stack []int
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, "the chart must be well-formed XML")
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			el := svgElement{name: tok.Name.Local, attrs: map[string]string{}}
+			for _, a := range tok.Attr {
+				el.attrs[a.Name.Local] = a.Value
+			}
+			out = append(out, el)
+			stack = append(stack, len(out)-1)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if len(stack) > 0 {
+				out[stack[len(stack)-1]].text += string(tok)
+			}
+		}
+	}
+	require.Equal(t, "svg", out[0].name)
+	return out
+}
+
+func TestRenderTimeline(t *testing.T) {
+	rep := sampleReport()
+	svg := RenderTimeline(rep, domain.DefaultCurrency())
+	els := parseSVG(t, svg)
+
+	assert.NotContains(t, string(svg), "<script", "markup from the report is escaped")
+	assert.NotContains(t, string(svg), "<b>")
+	assert.NotContains(t, string(svg), "\x01")
+	assert.NotContains(t, string(svg), "href", "no external references")
+
+	var statuses []string
+	paths := map[string]string{}
+	var yLabels []string
+	var markers, factGroups int
+	for _, el := range els {
+		switch {
+		case el.name == "g" && el.attrs["class"] == "status-step":
+			statuses = append(statuses, el.attrs["data-status"])
+		case el.name == "path":
+			paths[strings.TrimPrefix(el.attrs["class"], "series ")] = el.attrs["d"]
+		case el.name == "circle":
+			markers++
+		case el.name == "g" && el.attrs["class"] == "fact":
+			factGroups++
+		case el.name == "text" && el.attrs["text-anchor"] == "end" && el.attrs["x"] == strconv.Itoa(plotLeft-8):
+			yLabels = append(yLabels, el.text)
+		}
+	}
+	assert.Equal(t, []string{"INIT", "CHARGED", "FULFILLED", "REFUNDING", "REFUNDED"}, statuses)
+	assert.Len(t, paths, 4)
+	assert.Equal(t, 6, factGroups)
+	assert.Equal(t, 1, markers, "one marker for the ignored fact")
+	assert.Equal(t, []string{"0.00", "10.00", "20.00", "30.00", "40.00", "50.00"}, yLabels)
+
+	// The top of the scale is 50.00 at plotTop, zero at plotBottom: 49.99
+	// captured sits just under the top, the final net of 0 on the base line.
+	yOf := func(minor int64) string {
+		return strconv.FormatFloat(plotBottom-float64(minor)*float64(plotBottom-plotTop)/5000, 'f', 1, 64)
+	}
+	assert.Equal(t, []string{yOf(0), yOf(4999), yOf(4999), yOf(4999), yOf(4999), yOf(4999)}, stepLevels(paths["series-captured"]))
+	assert.Equal(t, []string{yOf(0), yOf(4999), yOf(4999), yOf(4999), yOf(4999), yOf(0)}, stepLevels(paths["series-net"]))
+	assert.Equal(t, []string{yOf(0), yOf(0), yOf(0), yOf(0), yOf(0), yOf(4999)}, stepLevels(paths["series-refunded"]))
+	assert.Equal(t, []string{yOf(0), yOf(0), yOf(0), yOf(0), yOf(0), yOf(0)}, stepLevels(paths["series-chargedback"]))
+
+	// The hover text of the ignored fact says why, escaped.
+	assert.Contains(t, string(svg), "never applies &amp; &lt;b&gt;bold&lt;/b&gt;")
+}
+
+var levelRE = regexp.MustCompile(`(?:M[0-9.]+ |V)([0-9.-]+)`)
+
+// stepLevels returns the y of each slot of a step path.
+func stepLevels(d string) []string {
+	var out []string
+	for _, m := range levelRE.FindAllStringSubmatch(d, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func TestRenderTimelineNegativeAndEmpty(t *testing.T) {
+	rep := projections.AuditReport{OrderID: "x", Entries: []projections.AuditEntry{
+		{Revision: 0, Disposition: domain.DispApplied, StatusAfter: domain.StatusCharged, Totals: domain.Totals{Captured: 1000, Net: 1000}},
+		{Revision: 1, Disposition: domain.DispApplied, StatusAfter: domain.StatusChargeback, Totals: domain.Totals{Captured: 1000, ChargedBack: 1000, Refunded: 1000, Net: -1000}},
+	}}
+	svg := string(RenderTimeline(rep, domain.Currency{Code: "JPY", Decimals: 0}))
+	parseSVG(t, []byte(svg))
+	assert.Contains(t, svg, ">-1000<", "the scale reaches below zero for a negative net")
+	assert.Contains(t, svg, ">1000<")
+
+	empty := RenderTimeline(projections.AuditReport{OrderID: "y"}, domain.DefaultCurrency())
+	els := parseSVG(t, empty)
+	var texts []string
+	for _, el := range els {
+		if el.name == "text" {
+			texts = append(texts, el.text)
+		}
+	}
+	assert.Contains(t, texts, "no facts")
+}
+
+func TestNiceStep(t *testing.T) {
+	for _, c := range []struct{ span, want int64 }{
+		{0, 100}, {1, 1}, {5, 1}, {6, 2}, {10, 2}, {11, 5}, {4999, 1000}, {5000, 1000}, {5001, 2000}, {123456789, 50000000},
+	} {
+		assert.Equal(t, c.want, niceStep(c.span, 5), "span %d", c.span)
+	}
+	assert.Equal(t, int64(-2000), floorTo(-1500, 1000))
+	assert.Equal(t, int64(-1000), ceilTo(-1500, 1000))
+	assert.Equal(t, int64(2000), ceilTo(1001, 1000))
+}

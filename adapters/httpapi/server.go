@@ -1,0 +1,298 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+// Check is one readiness condition; /readyz runs them all.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Deps are what the server reads from. Log, Orders and Audit are required.
+type Deps struct {
+	Log    domain.EventLog       // read only: ReadStream, ReadAll, ListStreams, Subscribe, Head
+	Orders projections.ReadModel // read on every request: a replay may swap its rows
+	Audit  func(ctx context.Context, orderID string) (projections.AuditReport, error)
+	// Replay rebuilds the read model; nil answers 501.
+	Replay  func(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error)
+	Ready   []Check
+	Metrics http.Handler // served at /metrics; nil: 404
+	// Observe, when set, is told about every request (for metrics). route
+	// is the matched pattern ("GET /api/orders/{orderId}") or "unmatched".
+	Observe func(route string, code int, elapsed time.Duration)
+}
+
+func (d Deps) validate() error {
+	var errs []error
+	if d.Log == nil {
+		errs = append(errs, errors.New("deps: event log is required"))
+	}
+	if d.Orders == nil {
+		errs = append(errs, errors.New("deps: read model is required"))
+	}
+	if d.Audit == nil {
+		errs = append(errs, errors.New("deps: audit is required"))
+	}
+	for i, c := range d.Ready {
+		if c.Name == "" || c.Fn == nil {
+			errs = append(errs, fmt.Errorf("deps: ready check %d needs a name and a func", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the HTTP surface of the ledger.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     *zap.Logger
+	handler http.Handler
+	srv     *http.Server
+
+	closing   chan struct{} // closed when Shutdown begins: ends live tails
+	closeOnce sync.Once
+	tails     chan struct{} // semaphore of live tails
+	replaying atomic.Bool
+	ready     atomic.Bool // last /readyz outcome, to log changes only
+
+	mu       sync.Mutex
+	serveErr error
+	served   chan struct{}
+}
+
+// New builds a server. It does not listen until Start.
+func New(cfg Config, deps Deps, logger *zap.Logger) (*Server, error) {
+	if err := errors.Join(cfg.Validate(), deps.validate()); err != nil {
+		return nil, fmt.Errorf("http api config: %w", err)
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     logger,
+		closing: make(chan struct{}),
+		tails:   make(chan struct{}, cfg.MaxTailClients),
+	}
+	s.ready.Store(true)
+	s.handler = s.middleware(s.routes())
+	s.srv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           s.handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          zap.NewStdLog(logger.Named("http")),
+	}
+	s.srv.RegisterOnShutdown(s.beginClose)
+	return s, nil
+}
+
+// Handler is the server's full handler, middleware included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on the configured address and serves in the background. It
+// returns the bound address (useful with port 0).
+func (s *Server) Start(ctx context.Context) (string, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return "", fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	s.served = make(chan struct{})
+	s.mu.Unlock()
+	addr := ln.Addr().String()
+	s.log.Info("http api listening", zap.String("addr", addr), zap.Bool("admin", s.cfg.Token != ""))
+	go func() {
+		defer close(s.served)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http api stopped", zap.Error(err))
+			s.mu.Lock()
+			s.serveErr = err
+			s.mu.Unlock()
+		}
+	}()
+	return addr, nil
+}
+
+// Shutdown stops accepting connections, ends live tails and waits for
+// requests in flight until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		// Still busy at the deadline: drop the remaining connections.
+		err = errors.Join(fmt.Errorf("http api shutdown: %w", err), s.srv.Close())
+	}
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	if served != nil {
+		<-served
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(err, s.serveErr)
+}
+
+func (s *Server) beginClose() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.deps.Metrics != nil {
+		mux.Handle("GET /metrics", s.deps.Metrics)
+	}
+	mux.HandleFunc("GET /api/info", s.info)
+	mux.HandleFunc("GET /api/streams", s.listStreams)
+	mux.HandleFunc("GET /api/streams/{stream}", s.readStream)
+	mux.HandleFunc("GET /api/orders", s.listOrders)
+	mux.HandleFunc("GET /api/orders/{orderId}", s.order)
+	mux.HandleFunc("GET /api/orders/{orderId}/audit", s.audit)
+	mux.HandleFunc("GET /api/orders/{orderId}/timeline.svg", s.timeline)
+	mux.HandleFunc("GET /api/tail", s.tail)
+	mux.HandleFunc("POST /api/admin/replay", s.replay)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	mux.HandleFunc("GET /{$}", s.page)
+	mux.HandleFunc("GET /ui/static/{file}", s.static)
+	mux.HandleFunc("GET /ui/", s.page)
+	return mux
+}
+
+// middleware wraps every request: panics become 500s, security headers,
+// the host check, the POST body limit, and observation.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	hostOK := s.hostPolicy()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("http handler panic", zap.String("route", r.Pattern), zap.Any("panic", p), zap.Stack("stack"))
+				if !rec.wrote {
+					writeError(rec, http.StatusInternalServerError, "internal error")
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			code := rec.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			if s.deps.Observe != nil {
+				s.deps.Observe(route, code, time.Since(start))
+			}
+			s.log.Debug("http request", zap.String("method", r.Method), zap.String("route", route),
+				zap.Int("code", code), zap.Duration("elapsed", time.Since(start)))
+		}()
+		h := rec.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if !hostOK(r.Host) {
+			writeError(rec, http.StatusMisdirectedRequest, "host not allowed")
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodDelete {
+			r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes)
+		}
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// hostPolicy decides which Host headers are answered (DNS rebinding).
+func (s *Server) hostPolicy() func(string) bool {
+	allowed := map[string]bool{}
+	for _, h := range s.cfg.AllowedHosts {
+		if h == "*" {
+			return func(string) bool { return true }
+		}
+		allowed[strings.ToLower(strings.Trim(h, "[]"))] = true
+	}
+	if len(allowed) == 0 {
+		host, _, _ := net.SplitHostPort(s.cfg.Addr)
+		if !isLoopback(host) {
+			return func(string) bool { return true }
+		}
+	}
+	return func(hostport string) bool {
+		host := hostport
+		if h, _, err := net.SplitHostPort(hostport); err == nil {
+			host = h
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if len(allowed) > 0 {
+			return allowed[host]
+		}
+		return isLoopback(host)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// recorder remembers the status code; Unwrap lets http.ResponseController
+// reach the connection (flush, write deadlines).
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.code, r.wrote = http.StatusOK, true
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,11 @@
+// Package rabbitmq is the ledger's RabbitMQ edge (amqp091-go): it declares
+// the topology, consumes BookWorm integration events and payment facts in
+// batches with manual acks, dead-letters what cannot be used the way
+// MassTransit does (`<queue>_error`, `<queue>_skipped`), and publishes
+// outbound messages persistent, mandatory and with pipelined publisher
+// confirms. It reconnects by itself after a broker restart or a dropped
+// connection; nothing unacked or unconfirmed is lost across a reconnect.
+//
+// Envelope decoding (MassTransit, CloudEvents structured JSON, bare JSON)
+// and encoding are pure functions so they can be fuzzed without a broker.
+package rabbitmq

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// Config is everything the service can be told. It is read from a file
+// (--config), LEDGER_* environment variables (LEDGER_AMQP_URL for
+// amqp.url) and flags, in rising precedence, over the profile's defaults.
+type Config struct {
+	Profile string `mapstructure:"profile"`
+	Store   string `mapstructure:"store"` // embedded | esdb
+	DataDir string `mapstructure:"data_dir"`
+
+	ESDB struct {
+		URL      string `mapstructure:"url"`
+		CAFile   string `mapstructure:"ca_file"`
+		Username string `mapstructure:"username"`
+		Password string `mapstructure:"password"`
+	} `mapstructure:"esdb"`
+
+	AMQP struct {
+		URL                   string `mapstructure:"url"`
+		CAFile                string `mapstructure:"ca_file"`
+		CertFile              string `mapstructure:"cert_file"`
+		KeyFile               string `mapstructure:"key_file"`
+		ServerName            string `mapstructure:"server_name"`
+		Queue                 string `mapstructure:"queue"`
+		QueueType             string `mapstructure:"queue_type"` // quorum | classic
+		Prefetch              int    `mapstructure:"prefetch"`
+		DeclareConsumerQueues bool   `mapstructure:"declare_consumer_queues"`
+		Envelope              string `mapstructure:"envelope"` // outbound commands: masstransit | cloudevents | bare
+	} `mapstructure:"amqp"`
+
+	HTTP struct {
+		Addr  string `mapstructure:"addr"`
+		Token string `mapstructure:"token"` // required by endpoints that change state
+	} `mapstructure:"http"`
+
+	Rules struct {
+		Currency             string        `mapstructure:"currency"`
+		CurrencyDecimals     int           `mapstructure:"currency_decimals"`
+		CurrencySymbol       string        `mapstructure:"currency_symbol"`
+		PlacementTimeout     time.Duration `mapstructure:"placement_timeout"`
+		MaxPlacementAttempts int           `mapstructure:"max_placement_attempts"`
+		RefundSettlement     string        `mapstructure:"refund_settlement"` // immediate | provider
+	} `mapstructure:"rules"`
+
+	AccelByte struct {
+		Namespace       string `mapstructure:"namespace"`
+		ParentNamespace string `mapstructure:"parent_namespace"`
+		ClientID        string `mapstructure:"client_id"`
+	} `mapstructure:"accelbyte"`
+
+	Projections struct {
+		Publisher bool  `mapstructure:"publisher"` // run the lifecycle publisher in this instance
+		MaxLag    int64 `mapstructure:"max_lag"`   // readiness bound on the read model's lag (positions)
+	} `mapstructure:"projections"`
+
+	Log struct {
+		Level  string `mapstructure:"level"`
+		Format string `mapstructure:"format"` // console | json
+	} `mapstructure:"log"`
+}
+
+// profiles are the seed's four environments plus "local", the default,
+// which talks to a broker on this machine.
+var profiles = map[string]map[string]any{
+	"local":       {"amqp.url": "amqp://guest:guest@127.0.0.1:5672/", "log.format": "console", "log.level": "info"},
+	"development": {"amqp.url": "amqp://dev.eventbus:5672/", "log.format": "console", "log.level": "debug"},
+	"staging":     {"amqp.url": "amqp://stg.eventbus:5672/", "log.format": "json", "log.level": "info"},
+	"qa":          {"amqp.url": "amqp://qa.eventbus:5672/", "log.format": "json", "log.level": "info"},
+	"production":  {"amqp.url": "amqp://prod.eventbus:5672/", "log.format": "json", "log.level": "info", "store": "esdb"},
+}
+
+func profileNames() []string {
+	names := make([]string, 0, len(profiles))
+	for n := range profiles {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func setDefaults(v *viper.Viper) {
+	v.SetDefault("profile", "local")
+	v.SetDefault("store", "embedded")
+	v.SetDefault("data_dir", "data")
+	v.SetDefault("esdb.url", "esdb://127.0.0.1:2113?tls=false")
+	v.SetDefault("amqp.queue", "finance-order-state-machine")
+	v.SetDefault("amqp.queue_type", "quorum")
+	v.SetDefault("amqp.prefetch", 512)
+	v.SetDefault("amqp.declare_consumer_queues", true)
+	v.SetDefault("amqp.envelope", "masstransit")
+	v.SetDefault("http.addr", "127.0.0.1:8080")
+	v.SetDefault("rules.currency", "USD")
+	v.SetDefault("rules.currency_decimals", 2)
+	v.SetDefault("rules.currency_symbol", "$")
+	v.SetDefault("accelbyte.namespace", "bookworm")
+	v.SetDefault("accelbyte.parent_namespace", "")
+	v.SetDefault("accelbyte.client_id", "")
+	v.SetDefault("rules.placement_timeout", 30*time.Minute)
+	v.SetDefault("rules.max_placement_attempts", 3)
+	v.SetDefault("rules.refund_settlement", "immediate")
+	v.SetDefault("projections.publisher", true)
+	v.SetDefault("projections.max_lag", 10000)
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "console")
+	// Every key must be known to viper for LEDGER_* to reach Unmarshal.
+	for _, k := range []string{"esdb.ca_file", "esdb.username", "esdb.password", "amqp.url", "amqp.ca_file",
+		"amqp.cert_file", "amqp.key_file", "amqp.server_name", "http.token"} {
+		v.SetDefault(k, "")
+	}
+}
+
+// loadConfig merges defaults, the profile, the file, the environment and
+// flags, then validates.
+func loadConfig(file string, flags *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	v := viper.New()
+	setDefaults(v)
+	v.SetEnvPrefix("LEDGER")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if file == "" {
+		file = getenv("LEDGER_CONFIG")
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config file %s: %w", file, err)
+		}
+	}
+	if flags != nil {
+		bind := map[string]string{"profile": "profile", "store": "store", "data-dir": "data_dir",
+			"amqp-url": "amqp.url", "http-addr": "http.addr", "log-level": "log.level", "log-format": "log.format"}
+		for flag, key := range bind {
+			if f := flags.Lookup(flag); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return Config{}, fmt.Errorf("bind flag %s: %w", flag, err)
+				}
+			}
+		}
+	}
+	// The profile supplies defaults below whatever was set explicitly.
+	prof := v.GetString("profile")
+	p, ok := profiles[prof]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown profile %q: use one of %s", prof, strings.Join(profileNames(), ", "))
+	}
+	for k, val := range p {
+		v.SetDefault(k, val) // defaults rank below file, environment and flags
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return Config{}, fmt.Errorf("decode config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once, each saying what to fix.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Store {
+	case "embedded":
+		if c.DataDir == "" {
+			errs = append(errs, errors.New("data_dir: set a directory for the embedded store (LEDGER_DATA_DIR)"))
+		}
+	case "esdb":
+		if !strings.HasPrefix(c.ESDB.URL, "esdb://") && !strings.HasPrefix(c.ESDB.URL, "esdb+discover://") {
+			errs = append(errs, errors.New("esdb.url: set an esdb:// connection string (LEDGER_ESDB_URL)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store %q: use embedded or esdb (LEDGER_STORE)", c.Store))
+	}
+	if u, err := url.Parse(c.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+		errs = append(errs, fmt.Errorf("amqp.url %q: set an amqp:// or amqps:// URL (LEDGER_AMQP_URL)", redactURL(c.AMQP.URL)))
+	}
+	if c.AMQP.Queue == "" {
+		errs = append(errs, errors.New("amqp.queue: must not be empty"))
+	}
+	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
+		errs = append(errs, fmt.Errorf("amqp.queue_type %q: use quorum or classic", c.AMQP.QueueType))
+	}
+	if c.AMQP.Prefetch <= 0 {
+		errs = append(errs, errors.New("amqp.prefetch: must be positive"))
+	}
+	switch c.AMQP.Envelope {
+	case "masstransit", "cloudevents", "bare":
+	default:
+		errs = append(errs, fmt.Errorf("amqp.envelope %q: use masstransit, cloudevents or bare", c.AMQP.Envelope))
+	}
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr: set host:port, e.g. 127.0.0.1:8080"))
+	}
+	if len(c.Rules.Currency) != 3 || strings.ToUpper(c.Rules.Currency) != c.Rules.Currency {
+		errs = append(errs, fmt.Errorf("rules.currency %q: use an ISO 4217 code such as USD", c.Rules.Currency))
+	}
+	if c.Rules.CurrencyDecimals < 0 || c.Rules.CurrencyDecimals > 8 {
+		errs = append(errs, errors.New("rules.currency_decimals: must be between 0 and 8"))
+	}
+	if c.Rules.PlacementTimeout <= 0 {
+		errs = append(errs, errors.New("rules.placement_timeout: must be positive, e.g. 30m"))
+	}
+	if c.Rules.MaxPlacementAttempts < 1 {
+		errs = append(errs, errors.New("rules.max_placement_attempts: must be at least 1"))
+	}
+	if c.Rules.RefundSettlement != "immediate" && c.Rules.RefundSettlement != "provider" {
+		errs = append(errs, fmt.Errorf("rules.refund_settlement %q: use immediate or provider", c.Rules.RefundSettlement))
+	}
+	if c.Log.Format != "console" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: use console or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) currency() domain.Currency {
+	return domain.Currency{Code: c.Rules.Currency, Decimals: c.Rules.CurrencyDecimals}
+}
+
+func (c Config) rules() domain.Rules {
+	r := domain.DefaultRules()
+	r.Currency = c.currency()
+	r.PlacementTimeout = c.Rules.PlacementTimeout
+	r.MaxPlacementAttempts = c.Rules.MaxPlacementAttempts
+	r.RefundSettlement = domain.Settlement(c.Rules.RefundSettlement)
+	return r
+}
+
+func (c Config) outbound() domain.OutboundConfig {
+	return domain.OutboundConfig{
+		Namespace: c.AccelByte.Namespace, ParentNamespace: c.AccelByte.ParentNamespace, ClientID: c.AccelByte.ClientID,
+		Currency: c.currency(), CurrencySymbol: c.Rules.CurrencySymbol, CurrencyType: "REAL",
+		DecimalsAsStrings: c.AMQP.Envelope == "masstransit",
+	}
+}
+
+func (c Config) storePath() string     { return filepath.Join(c.DataDir, "ledger.db") }
+func (c Config) readModelPath() string { return filepath.Join(c.DataDir, "readmodel.db") }
+
+// redactURL drops the password from a URL so it can be logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable url>"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.String()
+}

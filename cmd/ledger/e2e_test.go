@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
+	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/specs"
+)
+
+// The end-to-end tests run the built binary against the real broker, each
+// in its own virtual host, and watch what comes out.
+
+var ledgerBin string
+
+func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "ledger-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ledgerBin = filepath.Join(dir, "ledger")
+	build := exec.Command("go", "build", "-race", "-o", ledgerBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ledger:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// instance is a running `ledger serve`.
+type instance struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	http    string
+	dataDir string
+	amqpURL string
+	logs    *syncBuffer
+	env     []string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startLedger runs the binary with env on top of a test configuration.
+func startLedger(t *testing.T, amqpURL, dataDir string, env ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, http: freeAddr(t), dataDir: dataDir, amqpURL: amqpURL, logs: &syncBuffer{}}
+	in.env = append([]string{
+		"LEDGER_AMQP_URL=" + amqpURL,
+		"LEDGER_DATA_DIR=" + dataDir,
+		"LEDGER_HTTP_ADDR=" + in.http,
+		"LEDGER_HTTP_TOKEN=test-token",
+		"LEDGER_LOG_FORMAT=json",
+		"LEDGER_AMQP_QUEUE_TYPE=quorum",
+	}, env...)
+	in.start()
+	t.Cleanup(in.stop)
+	return in
+}
+
+func (in *instance) start() {
+	t := in.t
+	t.Helper()
+	in.cmd = exec.Command(ledgerBin, "serve")
+	in.cmd.Env = append(os.Environ(), in.env...)
+	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
+	require.NoError(t, in.cmd.Start())
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + in.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ledger did not become ready; logs:\n%s", in.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (in *instance) stop() {
+	if in.cmd == nil || in.cmd.Process == nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = in.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-done
+	}
+	in.cmd = nil
+}
+
+func (in *instance) getJSON(path string, out any) int {
+	resp, err := http.Get("http://" + in.http + path)
+	require.NoError(in.t, err)
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == 200 {
+		require.NoError(in.t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+// watcher collects everything the ledger publishes in a vhost.
+type watcher struct {
+	mu   sync.Mutex
+	msgs []amqp.Delivery
+}
+
+var commandQueues = map[string]string{
+	"basket-place-order":          "PlaceOrderCommand",
+	"basket-checkout-complete":    "DeleteBasketCompleteCommand",
+	"basket-checkout-failed":      "DeleteBasketFailedCommand",
+	"notification-complete-order": "CompleteOrderCommand",
+	"notification-cancel-order":   "CancelOrderCommand",
+}
+
+func watch(t *testing.T, amqpURL string) *watcher {
+	_, ch := brokertest.Dial(t, amqpURL)
+	w := &watcher{}
+	feeds := []<-chan amqp.Delivery{brokertest.Capture(t, ch, "orderProcessing", "#")}
+	for q := range commandQueues {
+		d, err := ch.Consume(q, "", true, false, false, false, nil)
+		require.NoError(t, err, "consume %s (the ledger declares it)", q)
+		feeds = append(feeds, d)
+	}
+	for _, f := range feeds {
+		go func() {
+			for d := range f {
+				w.mu.Lock()
+				w.msgs = append(w.msgs, d)
+				w.mu.Unlock()
+			}
+		}()
+	}
+	return w
+}
+
+// names returns, for one order, the sorted names of the AccelByte events
+// and the BookWorm commands seen so far.
+func (w *watcher) forOrder(orderID string) (events, commands []string, all []amqp.Delivery) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.msgs {
+		if !bytes.Contains(d.Body, []byte(orderID)) {
+			continue
+		}
+		all = append(all, d)
+		if d.Exchange == "orderProcessing" {
+			events = append(events, d.RoutingKey)
+		} else {
+			commands = append(commands, strings.TrimPrefix(d.Exchange, "BookWorm.Contracts:"))
+		}
+	}
+	sort.Strings(events)
+	sort.Strings(commands)
+	return events, commands, all
+}
+
+func publish(t *testing.T, amqpURL string, wires ...traffic.Wire) {
+	t.Helper()
+	_, ch := brokertest.Dial(t, amqpURL)
+	require.NoError(t, ch.Confirm(false))
+	for _, w := range wires {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), w.Exchange, "", true, false, amqp.Publishing{
+			ContentType: w.ContentType, MessageId: w.MessageID, Type: w.Type, DeliveryMode: amqp.Persistent, Body: w.Body,
+		})
+		require.NoError(t, err)
+		require.True(t, dc.Wait(), "broker nacked %s", w.MessageID)
+	}
+}
+
+func sorted(s ...string) []string { sort.Strings(s); return s }
+
+// expected lists what each scenario must cause downstream (immediate refund
+// settlement, the default for BookWorm).
+var expected = map[traffic.Scenario]struct{ events, commands []string }{
+	traffic.Fulfilled:        {sorted("orderCreated", "orderCharged", "orderFulfilled"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand")},
+	traffic.CancelledEarly:   {sorted("orderCreated", "orderCancelled"), sorted("PlaceOrderCommand", "CancelOrderCommand")},
+	traffic.BasketFailed:     {sorted("orderCreated", "orderCancelled"), sorted("PlaceOrderCommand", "DeleteBasketFailedCommand")},
+	traffic.Refunded:         {sorted("orderCreated", "orderCharged", "orderFulfilled", "orderRefundRequested", "orderRefunded"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand")},
+	traffic.CancelledCharged: {sorted("orderCreated", "orderCharged", "orderRefundRequested", "orderRefunded"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CancelOrderCommand")},
+	traffic.Chargeback:       {sorted("orderCreated", "orderCharged", "orderFulfilled", "orderChargeback"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand")},
+	traffic.ChargebackWon:    {sorted("orderCreated", "orderCharged", "orderFulfilled", "orderChargeback", "orderChargebackReversed"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand")},
+	traffic.FulfillFailed:    {sorted("orderCreated", "orderCharged", "orderFulfillFailed", "orderFulfilled"), sorted("PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand")},
+	traffic.Expired:          {sorted("orderCreated", "orderExpired"), sorted("PlaceOrderCommand", "PlaceOrderCommand", "PlaceOrderCommand", "CancelOrderCommand")},
+}
+
+// runLifecycle publishes one order of every scenario in the given envelope
+// mix, then checks every order's outbound messages and final status.
+func runLifecycle(t *testing.T, amqpURL string, in *instance) {
+	w := watch(t, amqpURL)
+	plan := []traffic.Order{}
+	for i, s := range traffic.Scenarios {
+		o := traffic.Plan(uint64(1000+i), 1, []traffic.Scenario{s})[0]
+		plan = append(plan, o)
+	}
+	envs := []traffic.Envelope{traffic.MassTransit, traffic.CloudEvents, traffic.Bare}
+	// Step by step, so each order's facts arrive in its story's order.
+	for step := 0; step < 5; step++ {
+		var wires []traffic.Wire
+		for i, o := range plan {
+			if step < len(o.Steps) {
+				wire, err := traffic.Encode(o.Steps[step], envs[(i+step)%len(envs)], traffic.MessageID(o.ID, step), time.Now())
+				require.NoError(t, err)
+				wires = append(wires, wire)
+			}
+		}
+		publish(t, amqpURL, wires...)
+		time.Sleep(150 * time.Millisecond)
+	}
+
+	for _, o := range plan {
+		want := expected[o.Scenario]
+		require.Eventually(t, func() bool {
+			ev, cmds, _ := w.forOrder(o.ID)
+			return assert.ObjectsAreEqual(want.events, ev) && assert.ObjectsAreEqual(want.commands, cmds)
+		}, 30*time.Second, 100*time.Millisecond, "scenario %s: order %s", o.Scenario, o.ID)
+		var sum map[string]any
+		require.Eventually(t, func() bool {
+			return in.getJSON("/api/orders/"+o.ID, &sum) == 200 && sum["status"] == traffic.FinalStatus[o.Scenario]
+		}, 15*time.Second, 100*time.Millisecond, "scenario %s: read model says %v", o.Scenario, sum["status"])
+	}
+	// Give stragglers a moment, then check nothing extra arrived and every
+	// message keeps to the contract.
+	time.Sleep(500 * time.Millisecond)
+	for _, o := range plan {
+		want := expected[o.Scenario]
+		ev, cmds, all := w.forOrder(o.ID)
+		assert.Equal(t, want.events, ev, "scenario %s events", o.Scenario)
+		assert.Equal(t, want.commands, cmds, "scenario %s commands", o.Scenario)
+		for _, d := range all {
+			checkContract(t, d)
+		}
+	}
+}
+
+// checkContract validates one outbound message against specs/.
+func checkContract(t *testing.T, d amqp.Delivery) {
+	t.Helper()
+	require.NotEmpty(t, d.MessageId, "every outbound message has an id: %s", brokertest.Describe(d))
+	assert.Equal(t, uint8(amqp.Persistent), d.DeliveryMode, "persistent: %s", brokertest.Describe(d))
+	if d.Exchange == "orderProcessing" {
+		assert.NoError(t, specs.Validate(d.RoutingKey, d.Body), "AccelByte %s body", d.RoutingKey)
+		return
+	}
+	cmd := strings.TrimPrefix(d.Exchange, "BookWorm.Contracts:")
+	assert.Equal(t, rabbitmq.ContentTypeMassTransit, d.ContentType)
+	var env struct {
+		MessageID   string          `json:"messageId"`
+		MessageType []string        `json:"messageType"`
+		Message     json.RawMessage `json:"message"`
+	}
+	require.NoError(t, json.Unmarshal(d.Body, &env))
+	assert.Equal(t, d.MessageId, env.MessageID)
+	assert.Contains(t, env.MessageType, "urn:message:BookWorm.Contracts:"+cmd)
+	assert.NoError(t, specs.Validate("MassTransitEnvelope", d.Body), "%s envelope", cmd)
+	assert.NoError(t, specs.Validate(cmd, env.Message), "%s message", cmd)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(env.Message, &m))
+	_, isString := m["totalMoney"].(string)
+	assert.True(t, isString, "MassTransit writes decimals as strings: %s", env.Message)
+}
+
+func TestLifecycleEndToEndEmbedded(t *testing.T) {
+	t.Parallel()
+	u := brokertest.Vhost(t)
+	in := startLedger(t, u, t.TempDir(), "LEDGER_RULES_PLACEMENT_TIMEOUT=1s")
+	runLifecycle(t, u, in)
+}
+
+func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
+	t.Parallel()
+	u := brokertest.Vhost(t)
+	in := startLedger(t, u, t.TempDir())
+	w := watch(t, u)
+	o := traffic.Plan(42, 1, []traffic.Scenario{traffic.Fulfilled})[0]
+	for step := range o.Steps {
+		// The same message three times: twice in one envelope, once in another.
+		id := traffic.MessageID(o.ID, step)
+		a, err := traffic.Encode(o.Steps[step], traffic.MassTransit, id, time.Now())
+		require.NoError(t, err)
+		b, err := traffic.Encode(o.Steps[step], traffic.CloudEvents, id, time.Now())
+		require.NoError(t, err)
+		publish(t, u, a, a, b)
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool {
+		ev, cmds, _ := w.forOrder(o.ID)
+		return len(ev) == 3 && len(cmds) == 3
+	}, 20*time.Second, 100*time.Millisecond)
+
+	// Restart the service: the publisher must not emit anything new, and a
+	// re-publish after a crash would carry the same ids.
+	in.stop()
+	in.start()
+	time.Sleep(time.Second)
+	ev, cmds, all := w.forOrder(o.ID)
+	assert.Equal(t, expected[traffic.Fulfilled].events, ev)
+	assert.Equal(t, expected[traffic.Fulfilled].commands, cmds)
+	ids := map[string]int{}
+	for _, d := range all {
+		ids[d.MessageId]++
+	}
+	for id, n := range ids {
+		assert.Equal(t, 1, n, "message %s delivered %d times", id, n)
+	}
+	var sum map[string]any
+	require.Equal(t, 200, in.getJSON("/api/orders/"+o.ID, &sum))
+	assert.EqualValues(t, 3, sum["facts"], "three distinct facts stored, not nine")
+}

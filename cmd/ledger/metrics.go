@@ -1,0 +1,84 @@
+package main
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// metrics is the service's Prometheus registry and the counters the
+// broker, the ingester and the projections report into.
+type metrics struct {
+	reg          *prometheus.Registry
+	consumed     prometheus.Counter
+	deadLettered *prometheus.CounterVec
+	appended     prometheus.Counter
+	duplicates   prometheus.Counter
+	published    *prometheus.CounterVec
+	returned     prometheus.Counter
+	confirmLat   prometheus.Histogram
+	projected    *prometheus.CounterVec
+	position     *prometheus.GaugeVec
+	lag          *prometheus.GaugeVec
+	poison       *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_messages_consumed_total", Help: "Inbound messages delivered by the broker."}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_messages_dead_lettered_total", Help: "Inbound messages sent to the error or skipped queue, by reason."}, []string{"reason"}),
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_facts_appended_total", Help: "Facts appended to order streams."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_facts_duplicate_total", Help: "Inbound messages whose fact was already stored."}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_messages_published_total", Help: "Outbound messages confirmed by the broker, by kind."}, []string{"kind"}),
+		returned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_messages_returned_total", Help: "Outbound messages the broker returned as unroutable."}),
+		confirmLat: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ledger_publish_confirm_seconds", Help: "Time from publish to broker confirm.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		projected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_projection_events_total", Help: "Events handled by each projection."}, []string{"projection"}),
+		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ledger_projection_position", Help: "Commit position each projection has reached."}, []string{"projection"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ledger_projection_lag", Help: "Commit positions between the log's head and each projection."}, []string{"projection"}),
+		poison: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_projection_poison_total", Help: "Stored events a projection could not decode and skipped."}, []string{"projection"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_retries_total", Help: "Retried operations, by component."}, []string{"component"}),
+	}
+	m.reg.MustRegister(m.consumed, m.deadLettered, m.appended, m.duplicates, m.published, m.returned,
+		m.confirmLat, m.projected, m.position, m.lag, m.poison, m.retries,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// projectionObserver reports projection progress into metrics and logs.
+type projectionObserver struct {
+	m   *metrics
+	log func(msg string, name string, err error)
+}
+
+func (o projectionObserver) Batch(name string, n int, pos domain.Position) {
+	o.m.projected.WithLabelValues(name).Add(float64(n))
+	o.m.position.WithLabelValues(name).Set(float64(pos.Commit))
+}
+
+func (o projectionObserver) Poison(name string, e domain.RecordedEvent, err error) {
+	o.m.poison.WithLabelValues(name).Inc()
+	o.log("skipped an undecodable stored event", name, err)
+}
+
+func (o projectionObserver) Retry(name string, err error, wait time.Duration) {
+	o.m.retries.WithLabelValues(name).Inc()
+	o.log("projection step failed; retrying", name, err)
+}

@@ -1,0 +1,4 @@
+package domain
+
+// ValidJSON exposes the scanner to the black-box tests.
+var ValidJSON = validJSON

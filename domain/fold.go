@@ -1,0 +1,677 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Settlement is how a refund request settles.
+type Settlement string
+
+// Refund settlement modes.
+const (
+	// SettleImmediate: REFUNDING -> REFUNDED at once (a wallet refund;
+	// BookWorm has no payment provider). PaymentRefunded/RefundFailed are
+	// ignored.
+	SettleImmediate Settlement = "immediate"
+	// SettleProvider: REFUNDING waits for PaymentRefunded or
+	// PaymentRefundFailed.
+	SettleProvider Settlement = "provider"
+)
+
+// Rules configure the fold. The zero value of a field means its default.
+type Rules struct {
+	Currency             Currency
+	PlacementTimeout     time.Duration // re-send PlaceOrderCommand after this long
+	MaxPlacementAttempts int           // PlaceOrderCommand sends in all before the order expires
+	RefundSettlement     Settlement
+}
+
+// DefaultRules: USD/2, 30 minutes, 3 sends, immediate settlement (BookWorm's
+// MaxRetryTimeout and MaxAttempts).
+func DefaultRules() Rules {
+	return Rules{Currency: DefaultCurrency(), PlacementTimeout: 30 * time.Minute, MaxPlacementAttempts: 3, RefundSettlement: SettleImmediate}
+}
+
+// Validate reports every bad setting at once.
+func (r Rules) Validate() error {
+	var errs []error
+	if err := r.Currency.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.PlacementTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("placement timeout %v must be positive", r.PlacementTimeout))
+	}
+	if r.MaxPlacementAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max placement attempts %d must be 1 or more", r.MaxPlacementAttempts))
+	}
+	if r.RefundSettlement != SettleImmediate && r.RefundSettlement != SettleProvider {
+		errs = append(errs, fmt.Errorf("refund settlement %q: want %q or %q", r.RefundSettlement, SettleImmediate, SettleProvider))
+	}
+	return errors.Join(errs...)
+}
+
+func (r Rules) norm() Rules {
+	d := DefaultRules()
+	if r.Currency.Code == "" {
+		r.Currency = d.Currency
+	}
+	if r.PlacementTimeout <= 0 {
+		r.PlacementTimeout = d.PlacementTimeout
+	}
+	if r.MaxPlacementAttempts < 1 {
+		r.MaxPlacementAttempts = d.MaxPlacementAttempts
+	}
+	if r.RefundSettlement != SettleProvider {
+		r.RefundSettlement = SettleImmediate
+	}
+	return r
+}
+
+// Event is a fact as read from its stream.
+type Event struct {
+	ID       string // event id (de-duplication key)
+	Revision uint64 // position in the order's stream
+	Fact     Fact
+}
+
+// Totals are an order's money, in minor units.
+type Totals struct {
+	Captured    int64 // the order total, once charged
+	Refunded    int64
+	ChargedBack int64
+	Reversed    int64 // chargebacks reversed (money back to the merchant)
+	Net         int64 // Captured - Refunded - ChargedBack + Reversed
+}
+
+// outstanding is what can still be paid back: captured money not yet
+// refunded or held by a chargeback.
+func (t Totals) outstanding() int64 { return t.Captured - t.Refunded - t.ChargedBack + t.Reversed }
+
+// State is an order's folded state.
+type State struct {
+	OrderID, BasketID string
+	FullName, Email   *string
+	Total             int64 // order total, minor units
+
+	Status         Status
+	PreviousStatus Status
+	StatusReason   string
+
+	Money         Totals
+	PendingRefund int64 // provider settlement: the refund in flight while REFUNDING
+
+	PlacementAttempts int       // PlaceOrderCommands sent so far
+	PlacementDeadline time.Time // zero: no placement clock running
+
+	Held    []Event             // facts waiting for a prerequisite, in arrival order
+	Ignored []Ignored           // facts that can never apply, with reasons
+	Applied map[string]struct{} // ids of every fact seen (applied, held or ignored)
+	Flags   []Flag              // money problems (refund above captured, refund/chargeback overlap)
+	LastAt  time.Time           // latest fact time seen
+}
+
+// Ignored is a fact kept for the audit that can never apply.
+type Ignored struct {
+	Event  Event
+	Reason string
+}
+
+// Flag marks a fact an operator should look at; the fact did not move money.
+type Flag struct {
+	EventID string
+	Type    FactType
+	Reason  string
+}
+
+// Disposition says what Evolve did with an event.
+type Disposition string
+
+// Dispositions.
+const (
+	DispApplied   Disposition = "applied"
+	DispHeld      Disposition = "held"
+	DispIgnored   Disposition = "ignored"
+	DispDuplicate Disposition = "duplicate"
+)
+
+// AccelByte order event names.
+const (
+	EventOrderCreated            = "orderCreated"
+	EventOrderCancelled          = "orderCancelled"
+	EventOrderExpired            = "orderExpired"
+	EventOrderCharged            = "orderCharged"
+	EventOrderFulfilled          = "orderFulfilled"
+	EventOrderFulfillFailed      = "orderFulfillFailed"
+	EventOrderRefundRequested    = "orderRefundRequested"
+	EventOrderRefunded           = "orderRefunded"
+	EventOrderRefundFailed       = "orderRefundFailed"
+	EventOrderChargeback         = "orderChargeback"
+	EventOrderChargebackReversed = "orderChargebackReversed"
+	EventOrderStatusUpdated      = "orderStatusUpdated"
+)
+
+// BookWorm commands the ledger sends.
+const (
+	CommandPlaceOrder           = "PlaceOrderCommand"
+	CommandDeleteBasketComplete = "DeleteBasketCompleteCommand"
+	CommandDeleteBasketFailed   = "DeleteBasketFailedCommand"
+	CommandCompleteOrder        = "CompleteOrderCommand"
+	CommandCancelOrder          = "CancelOrderCommand"
+)
+
+// AccelByteEvents and Commands list the outbound names.
+func AccelByteEvents() []string {
+	return []string{EventOrderCreated, EventOrderCancelled, EventOrderExpired, EventOrderCharged, EventOrderFulfilled,
+		EventOrderFulfillFailed, EventOrderRefundRequested, EventOrderRefunded, EventOrderRefundFailed,
+		EventOrderChargeback, EventOrderChargebackReversed, EventOrderStatusUpdated}
+}
+
+// Commands lists the BookWorm commands.
+func Commands() []string {
+	return []string{CommandPlaceOrder, CommandDeleteBasketComplete, CommandDeleteBasketFailed, CommandCompleteOrder, CommandCancelOrder}
+}
+
+// Transition is one lifecycle step and what it sends.
+type Transition struct {
+	From, To   Status
+	Cause      Event  // the fact that caused it (for a released held fact: that fact)
+	Reason     string // AccelByte statusReason
+	AccelByte  string // event name, "" if none
+	Command    string // BookWorm command, "" if none or suppressed by the guard
+	Suppressed string // the command the notification guard withheld, if any
+}
+
+// Outcome is what Evolve did with one event. Transitions include those of
+// held facts the event released.
+type Outcome struct {
+	Disposition Disposition
+	Reason      string
+	Transitions []Transition
+	Flags       []Flag
+}
+
+// Evolve applies one event to s. It is pure: it never changes s's slices or
+// map (they are copied on write), reads no clock and is deterministic.
+func Evolve(r Rules, s State, e Event) (State, Outcome) {
+	var out Outcome
+	m := machine{r: r.norm(), s: s, out: &out}
+	m.step(e)
+	return m.s, out
+}
+
+// Fold folds events, in stream order, from the empty state.
+func Fold(r Rules, events []Event) State {
+	m := machine{r: r.norm(), owned: true}
+	m.s.Applied = make(map[string]struct{}, len(events))
+	for _, e := range events {
+		m.step(e)
+	}
+	return m.s
+}
+
+// Folder folds a stream incrementally, owning its state: each Apply updates
+// it in place (no copies), so it is the cheap way to follow a stream and
+// still get each event's Outcome. Not safe for concurrent use.
+type Folder struct{ m machine }
+
+// NewFolder starts from s (copied, so s stays untouched).
+func NewFolder(r Rules, s State) *Folder {
+	f := &Folder{m: machine{r: r.norm(), s: s}}
+	f.m.own()
+	return f
+}
+
+// Apply folds e and returns what happened.
+func (f *Folder) Apply(e Event) Outcome {
+	var out Outcome
+	f.m.out = &out
+	f.m.step(e)
+	f.m.out = nil
+	return out
+}
+
+// State returns a copy of the current state.
+func (f *Folder) State() State { return f.m.s.clone() }
+
+func (s State) clone() State {
+	s.Applied = maps.Clone(s.Applied)
+	s.Held = slices.Clone(s.Held)
+	s.Ignored = slices.Clone(s.Ignored)
+	s.Flags = slices.Clone(s.Flags)
+	return s
+}
+
+// machine evolves a state in place. Unless owned, the state's map and
+// slices are shared with the caller and are copied before the first write.
+type machine struct {
+	r     Rules
+	s     State
+	owned bool
+	out   *Outcome // nil: nobody wants the outcome (Fold)
+}
+
+func (m *machine) own() {
+	if m.owned {
+		return
+	}
+	m.owned = true
+	applied := make(map[string]struct{}, len(m.s.Applied)+1)
+	for k := range m.s.Applied {
+		applied[k] = struct{}{}
+	}
+	m.s.Applied = applied
+	m.s.Held = slices.Clone(m.s.Held) // removals write in place
+	m.s.Ignored = slices.Clip(m.s.Ignored)
+	m.s.Flags = slices.Clip(m.s.Flags)
+}
+
+func (m *machine) step(e Event) {
+	if e.ID == "" {
+		m.own()
+		m.s.Ignored = append(m.s.Ignored, Ignored{Event: e, Reason: "event has no id"})
+		m.result(DispIgnored, "event has no id")
+		return
+	}
+	if _, dup := m.s.Applied[e.ID]; dup {
+		m.result(DispDuplicate, "event already seen")
+		return
+	}
+	m.own()
+	m.s.Applied[e.ID] = struct{}{}
+	if e.Fact.At.After(m.s.LastAt) {
+		m.s.LastAt = e.Fact.At
+	}
+	d, reason := m.try(e)
+	switch d {
+	case DispApplied:
+		m.release()
+	case DispHeld:
+		m.s.Held = append(m.s.Held, e)
+	case DispIgnored:
+		m.s.Ignored = append(m.s.Ignored, Ignored{Event: e, Reason: reason})
+	}
+	m.result(d, reason)
+}
+
+func (m *machine) result(d Disposition, reason string) {
+	if m.out != nil {
+		m.out.Disposition, m.out.Reason = d, reason
+	}
+}
+
+// release retries held facts after a change, oldest first, until none applies.
+func (m *machine) release() {
+	for progress := true; progress; {
+		progress = false
+		for i, h := range m.s.Held {
+			d, reason := m.try(h)
+			if d == DispHeld {
+				continue
+			}
+			m.s.Held = slices.Delete(m.s.Held, i, i+1)
+			if d == DispIgnored {
+				m.s.Ignored = append(m.s.Ignored, Ignored{Event: h, Reason: reason})
+			}
+			progress = true
+			break
+		}
+	}
+}
+
+func (m *machine) transition(e Event, to Status, reason, event, command, suppressed string) {
+	from := m.s.Status
+	if from != to {
+		m.s.PreviousStatus = from
+		m.s.Status = to
+		m.s.StatusReason = reason
+	}
+	if m.out != nil {
+		m.out.Transitions = append(m.out.Transitions, Transition{From: from, To: to, Cause: e, Reason: reason,
+			AccelByte: event, Command: command, Suppressed: suppressed})
+	}
+}
+
+func (m *machine) flag(e Event, reason string) {
+	fl := Flag{EventID: e.ID, Type: e.Fact.Type, Reason: reason}
+	m.s.Flags = append(m.s.Flags, fl)
+	if m.out != nil {
+		m.out.Flags = append(m.out.Flags, fl)
+	}
+}
+
+func (m *machine) money(minor int64) string { return FormatMinor(minor, m.r.Currency.Decimals) }
+
+func (m *machine) setNet() {
+	t := &m.s.Money
+	t.Net = t.Captured - t.Refunded - t.ChargedBack + t.Reversed
+}
+
+// guarded returns the notification command, or "" and the withheld name:
+// BookWorm notifies only when both e-mail and full name are non-blank.
+func (m *machine) guarded(command string) (send, suppressed string) {
+	if CanNotify(m.s.FullName, m.s.Email) {
+		return command, ""
+	}
+	return "", command
+}
+
+// CanNotify is BookWorm's guard: both e-mail and full name present and not
+// blank (C# string.IsNullOrWhiteSpace).
+func CanNotify(fullName, email *string) bool {
+	return fullName != nil && email != nil && strings.TrimSpace(*fullName) != "" && strings.TrimSpace(*email) != ""
+}
+
+func reasonOf(f *Fact) string {
+	if f.Reason != "" {
+		return f.Reason
+	}
+	return string(f.Type)
+}
+
+const (
+	whyNotCreated = "order not checked out yet"
+	whyNotCharged = "order not charged yet"
+	whyClosed     = "order is closed"
+)
+
+func whyStatus(st Status) string { return "not applicable to an order in " + string(st) }
+
+// try decides one fact against the current state, applying it when it can.
+func (m *machine) try(e Event) (Disposition, string) {
+	f := &e.Fact
+	if _, ok := infoOf(f.Type); !ok {
+		return DispIgnored, fmt.Sprintf("unknown fact type %q", clip(string(f.Type)))
+	}
+	if m.s.OrderID != "" && f.OrderID != m.s.OrderID {
+		return DispIgnored, fmt.Sprintf("fact for order %s in the stream of order %s", clip(f.OrderID), m.s.OrderID)
+	}
+	st := m.s.Status
+	if st == "" && f.Type != FactUserCheckedOut {
+		if f.Type == FactOrderRestated && f.Restated == nil {
+			return DispIgnored, "restatement without content"
+		}
+		return DispHeld, whyNotCreated
+	}
+	immediate := m.r.RefundSettlement == SettleImmediate
+
+	switch f.Type {
+	case FactUserCheckedOut:
+		if st != "" {
+			return DispIgnored, "order already checked out"
+		}
+		m.s.OrderID, m.s.BasketID = f.OrderID, f.BasketID
+		m.s.FullName, m.s.Email = f.FullName, f.Email
+		m.s.Total = f.Amount
+		m.s.PlacementAttempts = 1
+		m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
+		m.transition(e, StatusInit, reasonOf(f), EventOrderCreated, CommandPlaceOrder, "")
+		return DispApplied, ""
+
+	case FactPlacementTimedOut:
+		if st != StatusInit {
+			return DispIgnored, "placement clock stopped: order is " + string(st)
+		}
+		if m.s.PlacementDeadline.IsZero() {
+			return DispIgnored, "placement clock stopped"
+		}
+		switch {
+		case f.Attempt < m.s.PlacementAttempts:
+			return DispIgnored, fmt.Sprintf("time-out %d already counted", f.Attempt)
+		case f.Attempt > m.s.PlacementAttempts:
+			return DispHeld, fmt.Sprintf("waits for time-out %d", m.s.PlacementAttempts)
+		case f.At.Before(m.s.PlacementDeadline):
+			return DispIgnored, "time-out before the deadline " + m.s.PlacementDeadline.Format(time.RFC3339Nano)
+		}
+		if m.s.PlacementAttempts < m.r.MaxPlacementAttempts {
+			m.s.PlacementAttempts++
+			m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
+			m.transition(e, StatusInit, fmt.Sprintf("placement re-sent after time-out %d", f.Attempt), "", CommandPlaceOrder, "")
+			return DispApplied, ""
+		}
+		m.s.PlacementDeadline = time.Time{}
+		send, withheld := m.guarded(CommandCancelOrder)
+		m.transition(e, StatusClosed, fmt.Sprintf("placement timed out after %d attempts", m.s.PlacementAttempts), EventOrderExpired, send, withheld)
+		return DispApplied, ""
+
+	case FactBasketDeletedComplete:
+		if st == StatusInit {
+			m.stopClock()
+			if f.Amount != m.s.Total {
+				m.flag(e, fmt.Sprintf("charged total %s differs from the checkout total %s", m.money(f.Amount), m.money(m.s.Total)))
+			}
+			m.s.Total = f.Amount
+			m.s.Money.Captured = f.Amount
+			m.setNet()
+			m.transition(e, StatusCharged, reasonOf(f), EventOrderCharged, CommandDeleteBasketComplete, "")
+			return DispApplied, ""
+		}
+		if st == StatusClosed {
+			m.flag(e, "basket deleted (charge) after the order closed")
+			return DispIgnored, whyClosed
+		}
+		return DispIgnored, "order already charged"
+
+	case FactBasketDeletedFailed:
+		if st == StatusInit {
+			m.stopClock()
+			m.s.Email = f.Email
+			m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, CommandDeleteBasketFailed, "")
+			return DispApplied, ""
+		}
+		if st == StatusClosed {
+			return DispIgnored, whyClosed
+		}
+		return DispIgnored, "order already charged"
+
+	case FactOrderCompleted:
+		switch st {
+		case StatusInit:
+			m.stopClock()
+			return DispHeld, whyNotCharged
+		case StatusCharged, StatusFulfillFailed:
+			m.s.FullName, m.s.Email = f.FullName, f.Email
+			send, withheld := m.guarded(CommandCompleteOrder)
+			m.transition(e, StatusFulfilled, reasonOf(f), EventOrderFulfilled, send, withheld)
+			return DispApplied, ""
+		case StatusFulfilled:
+			return DispIgnored, "order already fulfilled"
+		case StatusClosed:
+			return DispIgnored, whyClosed
+		}
+		return DispIgnored, whyStatus(st)
+
+	case FactOrderCancelled:
+		switch st {
+		case StatusInit:
+			m.stopClock()
+			m.s.FullName, m.s.Email = f.FullName, f.Email
+			send, withheld := m.guarded(CommandCancelOrder)
+			m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, send, withheld)
+			return DispApplied, ""
+		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+			// The guard reads the names the cancel carries, as BookWorm maps them first.
+			prevName, prevEmail := m.s.FullName, m.s.Email
+			m.s.FullName, m.s.Email = f.FullName, f.Email
+			send, withheld := m.guarded(CommandCancelOrder)
+			d, why := m.requestRefund(e, m.s.Money.outstanding(), send, withheld)
+			if d != DispApplied {
+				m.s.FullName, m.s.Email = prevName, prevEmail
+			}
+			return d, why
+		case StatusChargeback:
+			m.flag(e, "cancel during a chargeback: the money was already paid back by the chargeback")
+			return DispIgnored, "order is charged back"
+		case StatusRefunding:
+			return DispIgnored, "refund already in progress"
+		case StatusRefunded:
+			return DispIgnored, "order already refunded"
+		}
+		return DispIgnored, whyClosed
+
+	case FactOrderRefundRequested:
+		switch st {
+		case StatusInit:
+			return DispHeld, whyNotCharged
+		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+			amount := m.s.Money.outstanding()
+			if f.HasAmount {
+				amount = f.Amount
+			}
+			return m.requestRefund(e, amount, "", "")
+		case StatusChargeback:
+			m.flag(e, "refund requested during a chargeback: the money was already paid back by the chargeback")
+			return DispIgnored, "order is charged back"
+		case StatusRefunding:
+			return DispIgnored, "refund already in progress"
+		case StatusRefunded:
+			return DispIgnored, "order already refunded"
+		}
+		return DispIgnored, whyClosed
+
+	case FactPaymentRefunded:
+		if immediate {
+			return DispIgnored, "refunds settle immediately (refund settlement immediate)"
+		}
+		switch st {
+		case StatusRefunding:
+			if f.Amount > m.s.Money.outstanding() {
+				m.flag(e, fmt.Sprintf("refund %s above the %s still captured", m.money(f.Amount), m.money(m.s.Money.outstanding())))
+				return DispIgnored, "refund above what was captured"
+			}
+			if f.Amount != m.s.PendingRefund {
+				m.flag(e, fmt.Sprintf("refunded %s, requested %s", m.money(f.Amount), m.money(m.s.PendingRefund)))
+			}
+			m.s.Money.Refunded += f.Amount
+			m.setNet()
+			m.s.PendingRefund = 0
+			m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
+			return DispApplied, ""
+		case StatusRefunded:
+			m.flag(e, "second refund result for a refunded order")
+			return DispIgnored, "order already refunded"
+		case StatusClosed:
+			return DispIgnored, whyClosed
+		}
+		return DispHeld, "no refund in progress yet"
+
+	case FactPaymentRefundFailed:
+		if immediate {
+			return DispIgnored, "refunds settle immediately (refund settlement immediate)"
+		}
+		switch st {
+		case StatusRefunding:
+			m.s.PendingRefund = 0
+			m.transition(e, StatusRefundFailed, reasonOf(f), EventOrderRefundFailed, "", "")
+			return DispApplied, ""
+		case StatusRefunded:
+			return DispIgnored, "order already refunded"
+		case StatusClosed:
+			return DispIgnored, whyClosed
+		}
+		return DispHeld, "no refund in progress yet"
+
+	case FactPaymentChargeback:
+		switch st {
+		case StatusInit:
+			return DispHeld, whyNotCharged
+		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+			if out := m.s.Money.outstanding(); f.Amount > out {
+				m.flag(e, fmt.Sprintf("chargeback %s above the %s not yet paid back", m.money(f.Amount), m.money(out)))
+				return DispIgnored, "chargeback above what is still captured"
+			}
+			m.s.Money.ChargedBack += f.Amount
+			m.setNet()
+			m.transition(e, StatusChargeback, reasonOf(f), EventOrderChargeback, "", "")
+			return DispApplied, ""
+		case StatusRefunding:
+			return DispHeld, "refund in progress; waits for its result"
+		case StatusRefunded:
+			m.flag(e, "chargeback on a refunded order: the same money would be paid back twice")
+			return DispIgnored, "order already refunded"
+		case StatusChargeback:
+			m.flag(e, "second chargeback while charged back")
+			return DispIgnored, "order already charged back"
+		}
+		return DispIgnored, whyClosed
+
+	case FactPaymentChargebackReversed:
+		switch st {
+		case StatusChargeback:
+			if open := m.s.Money.ChargedBack - m.s.Money.Reversed; f.Amount > open {
+				m.flag(e, fmt.Sprintf("reversal %s above the %s charged back", m.money(f.Amount), m.money(open)))
+				return DispIgnored, "reversal above the chargeback"
+			}
+			m.s.Money.Reversed += f.Amount
+			m.setNet()
+			m.transition(e, StatusChargebackReversed, reasonOf(f), EventOrderChargebackReversed, "", "")
+			return DispApplied, ""
+		case StatusRefunded:
+			return DispIgnored, "order already refunded"
+		case StatusClosed:
+			return DispIgnored, whyClosed
+		}
+		return DispHeld, "no chargeback yet"
+
+	case FactOrderFulfillFailed:
+		switch st {
+		case StatusInit:
+			return DispHeld, whyNotCharged
+		case StatusCharged:
+			m.transition(e, StatusFulfillFailed, reasonOf(f), EventOrderFulfillFailed, "", "")
+			return DispApplied, ""
+		case StatusFulfillFailed:
+			return DispIgnored, "fulfilment already failed"
+		case StatusClosed:
+			return DispIgnored, whyClosed
+		}
+		return DispIgnored, whyStatus(st)
+
+	case FactOrderRestated:
+		r := f.Restated
+		if r == nil {
+			return DispIgnored, "restatement without content"
+		}
+		if r.Status != st {
+			m.flag(e, fmt.Sprintf("restatement says %s, the fold derives %s", r.Status, st))
+		}
+		reason := r.Reason
+		if reason == "" {
+			reason = "restated after replay " + r.ReplayID
+		}
+		// The fold already reflects the fix; the restatement tells the world
+		// what changed since it last heard (From = what it was told).
+		if m.out != nil {
+			m.out.Transitions = append(m.out.Transitions, Transition{From: r.PreviousStatus, To: st, Cause: e,
+				Reason: reason, AccelByte: EventOrderStatusUpdated})
+		}
+		return DispApplied, ""
+	}
+	return DispIgnored, fmt.Sprintf("unknown fact type %q", clip(string(f.Type)))
+}
+
+func (m *machine) stopClock() { m.s.PlacementDeadline = time.Time{} }
+
+// requestRefund moves the order to REFUNDING and, with immediate
+// settlement, straight on to REFUNDED. A refund above what is still
+// captured is flagged and not applied.
+func (m *machine) requestRefund(e Event, amount int64, send, withheld string) (Disposition, string) {
+	if out := m.s.Money.outstanding(); amount > out {
+		m.flag(e, fmt.Sprintf("refund %s above the %s still captured", m.money(amount), m.money(out)))
+		return DispIgnored, "refund above what was captured"
+	}
+	f := &e.Fact
+	m.transition(e, StatusRefunding, reasonOf(f), EventOrderRefundRequested, send, withheld)
+	if m.r.RefundSettlement == SettleImmediate {
+		m.s.Money.Refunded += amount
+		m.setNet()
+		m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
+		return DispApplied, ""
+	}
+	m.s.PendingRefund = amount
+	return DispApplied, ""
+}

@@ -1,0 +1,80 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// ReadModelName is the order read model's checkpoint name.
+const ReadModelName = "readmodel"
+
+// ReadModelConfig tunes the read-model projection.
+type ReadModelConfig struct {
+	Rules     domain.Rules
+	BatchSize int
+	BatchWait time.Duration
+	CacheSize int
+	Observer  Observer
+}
+
+// Orders keeps the order read model up to date: one summary per order,
+// written in the same transaction as the checkpoint that covers it.
+type Orders struct {
+	log    domain.EventLog
+	rm     ReadModel
+	cfg    ReadModelConfig
+	states *states
+}
+
+// NewOrders builds the read-model projection.
+func NewOrders(log domain.EventLog, rm ReadModel, cfg ReadModelConfig) *Orders {
+	if cfg.Observer == nil {
+		cfg.Observer = NopObserver{}
+	}
+	return &Orders{log: log, rm: rm, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize)}
+}
+
+// Run folds new facts into the read model until ctx is done.
+func (o *Orders) Run(ctx context.Context) error {
+	after, err := o.rm.Checkpoint(ctx, ReadModelName)
+	if err != nil {
+		return fmt.Errorf("load %s checkpoint: %w", ReadModelName, err)
+	}
+	f := &follower{name: ReadModelName, log: o.log, batchSize: o.cfg.BatchSize, batchWait: o.cfg.BatchWait, obs: o.cfg.Observer}
+	return f.run(ctx, after, o.handle)
+}
+
+func (o *Orders) handle(ctx context.Context, batch []domain.RecordedEvent) error {
+	rows := make(map[string]Summary, len(batch))
+	order := make([]string, 0, len(batch))
+	for _, re := range batch {
+		s, n, err := o.states.before(ctx, re.Stream, re.Revision)
+		if err != nil {
+			return err
+		}
+		ev, err := toEvent(re)
+		if err != nil {
+			o.cfg.Observer.Poison(ReadModelName, re, err)
+			o.states.remember(re.Stream, re.Revision, n, s)
+			continue
+		}
+		next, _ := domain.Evolve(o.cfg.Rules, s, ev)
+		o.states.remember(re.Stream, re.Revision, n+1, next)
+		if _, seen := rows[re.Stream]; !seen {
+			order = append(order, re.Stream)
+		}
+		rows[re.Stream] = SummaryOf(re.Stream, re.Revision, n+1, next)
+	}
+	out := make([]Summary, 0, len(order))
+	for _, st := range order {
+		out = append(out, rows[st])
+	}
+	last := batch[len(batch)-1].Position
+	if err := o.rm.Apply(ctx, ReadModelName, last, out); err != nil {
+		return fmt.Errorf("apply %d summaries at %s: %w", len(out), last, err)
+	}
+	return nil
+}
