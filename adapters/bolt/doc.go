@@ -6,10 +6,13 @@
 // File layout (buckets):
 //
 //	all      position (uint64 big-endian) → encoded event record
-//	streams  stream name → last revision, event count
-//	revs     stream name, 0x00, revision (uint64 big-endian) → position
-//	ids      stream name, 0x00, event id (16 bytes) → revision, position
+//	streams  name 0x00 0x00            → last revision, event count
+//	         name 0x00 0x01 revision   → position
+//	         name 0x00 0x02 event id   → revision, position
 //	meta     format version
+//
+// All keys of one stream are adjacent, so an append to a short stream
+// dirties one leaf page of streams plus the tail of all.
 //
 // Positions start at 1 and grow by one per event, so the zero
 // [domain.Position] sorts before every event. Stream names must not

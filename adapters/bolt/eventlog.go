@@ -81,8 +81,6 @@ func (c Config) Validate() error {
 var (
 	bucketAll     = []byte("all")
 	bucketStreams = []byte("streams")
-	bucketRevs    = []byte("revs")
-	bucketIDs     = []byte("ids")
 	bucketMeta    = []byte("meta")
 	keyVersion    = []byte("version")
 )
@@ -138,7 +136,7 @@ func Open(path string, cfg Config, logger *zap.Logger) (*Log, error) {
 	}
 	var head uint64
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketAll, bucketStreams, bucketRevs, bucketIDs, bucketMeta} {
+		for _, name := range [][]byte{bucketAll, bucketStreams, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -275,8 +273,9 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir do
 	var out []domain.RecordedEvent
 	var d decoder
 	err := l.view(func(tx *bbolt.Tx) error {
-		meta := tx.Bucket(bucketStreams).Get([]byte(stream))
-		if meta == nil || stream == "" {
+		streams := tx.Bucket(bucketStreams)
+		meta := streams.Get(streamKey(stream, tagMeta, nil))
+		if meta == nil || len(meta) != 16 {
 			return domain.ErrStreamNotFound
 		}
 		last := binary.BigEndian.Uint64(meta[0:8])
@@ -287,9 +286,9 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir do
 			return nil
 		}
 		all := tx.Bucket(bucketAll)
-		prefix := streamKey(stream, nil)
-		c := tx.Bucket(bucketRevs).Cursor()
-		k, v := c.Seek(streamKey(stream, u64(from)))
+		prefix := streamKey(stream, tagRev, nil)
+		c := streams.Cursor()
+		k, v := c.Seek(streamKey(stream, tagRev, u64(from)))
 		if dir == domain.Backwards && (k == nil || !bytes.Equal(k[len(prefix):], u64(from))) {
 			// Revisions are contiguous, so this only happens if the
 			// index disagrees with the stream's last revision.
@@ -413,21 +412,25 @@ func (l *Log) ListStreams(ctx context.Context, prefix, after string, limit int) 
 		if after > prefix {
 			seek = after
 		}
-		for k, v := c.Seek([]byte(seek)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			if string(k) <= after {
-				continue
+		k, v := c.Seek([]byte(seek))
+		for k != nil && (limit <= 0 || len(out) < limit) {
+			end := bytes.IndexByte(k, 0)
+			if end < 0 || len(k) != end+2 || k[end+1] != tagMeta || len(v) != 16 {
+				return fmt.Errorf("stream key %q: %w", k, errCorrupt)
 			}
-			if limit > 0 && len(out) >= limit {
+			name := k[:end]
+			if !bytes.HasPrefix(name, []byte(prefix)) {
 				break
 			}
-			if len(v) != 16 {
-				return fmt.Errorf("stream %q: %w", k, errCorrupt)
+			if string(name) > after {
+				out = append(out, domain.StreamInfo{
+					Name:         string(name),
+					LastRevision: binary.BigEndian.Uint64(v[0:8]),
+					Count:        binary.BigEndian.Uint64(v[8:16]),
+				})
 			}
-			out = append(out, domain.StreamInfo{
-				Name:         string(k),
-				LastRevision: binary.BigEndian.Uint64(v[0:8]),
-				Count:        binary.BigEndian.Uint64(v[8:16]),
-			})
+			// Skip the stream's other keys: they all sort before name+0x01.
+			k, v = c.Seek(append(name[:end:end], 1))
 		}
 		return nil
 	})

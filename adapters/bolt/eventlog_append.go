@@ -20,7 +20,7 @@ type appendReq struct {
 	expected domain.ExpectedRevision
 	recs     [][]byte // encoded records; revision and created patched at commit
 	idKeys   [][]byte // stream, 0x00, id
-	nameKey  []byte
+	metaKey  []byte // stream, 0x00, tagMeta
 
 	res  domain.AppendResult
 	err  error
@@ -76,12 +76,12 @@ func newAppendReq(stream string, expected domain.ExpectedRevision, events []doma
 		expected: expected,
 		recs:     make([][]byte, len(events)),
 		idKeys:   make([][]byte, len(events)),
-		nameKey:  []byte(stream),
+		metaKey:  streamKey(stream, tagMeta, nil),
 		done:     make(chan struct{}),
 	}
 	for i, e := range events {
 		r.recs[i] = encodeRecord(stream, 0, 0, ids[i], e)
-		r.idKeys[i] = streamKey(stream, ids[i][:])
+		r.idKeys[i] = streamKey(stream, tagID, ids[i][:])
 	}
 	return r, nil
 }
@@ -187,8 +187,6 @@ func (l *Log) tryCommit(batch []*appendReq) (int, error) {
 	w := writer{
 		all:     tx.Bucket(bucketAll),
 		streams: tx.Bucket(bucketStreams),
-		revs:    tx.Bucket(bucketRevs),
-		ids:     tx.Bucket(bucketIDs),
 		pos:     l.head, // only this goroutine moves head
 		created: time.Now().UnixNano(),
 	}
@@ -239,17 +237,17 @@ func (l *Log) reloadHead() {
 // effects of earlier appends of the same batch, since bbolt reads its own
 // uncommitted writes.
 type writer struct {
-	all, streams, revs, ids *bbolt.Bucket
-	pos                     uint64
-	created                 int64
-	written                 uint64 // events written so far
+	all, streams *bbolt.Bucket
+	pos          uint64
+	created      int64
+	written      uint64 // events written so far
 }
 
 // apply sets r.res or r.err for a rule outcome and returns nil; it returns
 // an error only when a write failed and the transaction must be dropped.
 func (w *writer) apply(r *appendReq) error {
 	var last, count uint64
-	meta := w.streams.Get(r.nameKey)
+	meta := w.streams.Get(r.metaKey)
 	exists := meta != nil
 	if exists {
 		last, count = binary.BigEndian.Uint64(meta[0:8]), binary.BigEndian.Uint64(meta[8:16])
@@ -258,7 +256,7 @@ func (w *writer) apply(r *appendReq) error {
 	dups := 0
 	var dupRev, dupPos uint64
 	for i, k := range r.idKeys {
-		if v := w.ids.Get(k); v != nil {
+		if v := w.streams.Get(k); v != nil {
 			dups++
 			if i == len(r.idKeys)-1 {
 				dupRev, dupPos = binary.BigEndian.Uint64(v[0:8]), binary.BigEndian.Uint64(v[8:16])
@@ -285,7 +283,8 @@ func (w *writer) apply(r *appendReq) error {
 	}
 	// bbolt keeps the key and value slices until commit: one fresh slab
 	// per append holds them.
-	slab := make([]byte, 0, len(r.recs)*(8+8+16+len(r.nameKey)+1+8))
+	name := r.metaKey[:len(r.metaKey)-1] // stream, 0x00
+	slab := make([]byte, 0, len(r.recs)*(8+len(name)+9+16))
 	for i, rec := range r.recs {
 		w.pos++
 		binary.BigEndian.PutUint64(rec[1:9], rev)
@@ -294,17 +293,17 @@ func (w *writer) apply(r *appendReq) error {
 		if err := w.all.Put(posKey, rec); err != nil {
 			return fmt.Errorf("write event %d: %w", i, err)
 		}
-		revKey := take(&slab, len(r.nameKey)+9)
-		copy(revKey, r.nameKey)
-		revKey[len(r.nameKey)] = 0
-		binary.BigEndian.PutUint64(revKey[len(r.nameKey)+1:], rev)
-		if err := w.revs.Put(revKey, posKey); err != nil {
+		revKey := take(&slab, len(name)+9)
+		copy(revKey, name)
+		revKey[len(name)] = tagRev
+		binary.BigEndian.PutUint64(revKey[len(name)+1:], rev)
+		if err := w.streams.Put(revKey, posKey); err != nil {
 			return fmt.Errorf("write revision index %d: %w", i, err)
 		}
 		idVal := take(&slab, 16)
 		binary.BigEndian.PutUint64(idVal[0:8], rev)
 		binary.BigEndian.PutUint64(idVal[8:16], w.pos)
-		if err := w.ids.Put(r.idKeys[i], idVal); err != nil {
+		if err := w.streams.Put(r.idKeys[i], idVal); err != nil {
 			return fmt.Errorf("write id index %d: %w", i, err)
 		}
 		rev++
@@ -312,7 +311,7 @@ func (w *writer) apply(r *appendReq) error {
 	metaVal := make([]byte, 16)
 	binary.BigEndian.PutUint64(metaVal[0:8], rev-1)
 	binary.BigEndian.PutUint64(metaVal[8:16], count+uint64(len(r.recs)))
-	if err := w.streams.Put(r.nameKey, metaVal); err != nil {
+	if err := w.streams.Put(r.metaKey, metaVal); err != nil {
 		return fmt.Errorf("write stream: %w", err)
 	}
 	w.written += uint64(len(r.recs))

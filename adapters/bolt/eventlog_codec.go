@@ -218,10 +218,19 @@ func u64(v uint64) []byte {
 	return b[:]
 }
 
-// streamKey is name, 0x00, suffix: the key of the revs and ids buckets.
-func streamKey(stream string, suffix []byte) []byte {
-	k := make([]byte, 0, len(stream)+1+len(suffix))
+// Key tags in the streams bucket. Every key of a stream starts with its
+// name and 0x00, so one stream's keys are adjacent: an append usually
+// dirties a single leaf page there, which keeps commits small.
+const (
+	tagMeta = 0x00 // → last revision, count
+	tagRev  = 0x01 // + revision → position
+	tagID   = 0x02 // + event id → revision, position
+)
+
+// streamKey is name, 0x00, tag, suffix.
+func streamKey(stream string, tag byte, suffix []byte) []byte {
+	k := make([]byte, 0, len(stream)+2+len(suffix))
 	k = append(k, stream...)
-	k = append(k, 0)
+	k = append(k, 0, tag)
 	return append(k, suffix...)
 }

@@ -52,8 +52,9 @@ type replayOptions struct {
 	Restate *bool `json:"restate"`
 }
 
-// replay rebuilds the read model with the current code. Defaults are the
-// safe ones: a dry run that restates nothing.
+// replay rebuilds the read model with the current code. Absent flags are
+// false (as `ledger replay --server` sends them): a real replay that
+// restates nothing.
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	if !s.authorize(w, r) {
 		return
@@ -77,7 +78,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	dryRun, restate := true, false
+	dryRun, restate := false, false
 	if opts.DryRun != nil {
 		dryRun = *opts.DryRun
 	}

@@ -101,9 +101,6 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: want host:port: %w", c.Addr, err))
 	}
-	if c.Token != "" && len(c.Token) < 16 {
-		errs = append(errs, errors.New("token: use at least 16 characters"))
-	}
 	if strings.ContainsAny(c.Token, " \t\r\n") {
 		errs = append(errs, errors.New("token: must not contain white space"))
 	}

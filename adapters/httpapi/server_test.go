@@ -77,13 +77,12 @@ func TestConfigValidate(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8080", Config{}.withDefaults().Addr)
 	assert.Equal(t, int64(1<<20), Config{}.withDefaults().MaxBodyBytes)
 
-	err := Config{Addr: "nonsense", Token: "short", ReadTimeout: -time.Second, MaxBodyBytes: -1,
+	err := Config{Addr: "nonsense", Token: "two words", ReadTimeout: -time.Second, MaxBodyBytes: -1,
 		Currency: domain.Currency{Code: "usd", Decimals: 40}}.Validate()
 	require.Error(t, err)
 	for _, want := range []string{"addr", "token", "read timeout", "max body bytes", "currency"} {
 		assert.Contains(t, err.Error(), want)
 	}
-	assert.Error(t, Config{Token: "0123456789abcdef with space"}.Validate())
 }
 
 func TestNewRequiresDeps(t *testing.T) {
@@ -207,7 +206,9 @@ func TestReplayAuthorization(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	rec = do(t, withToken, http.MethodPost, "/api/admin/replay?restate=true", strings.NewReader(`{"dry_run":false,"restate":false}`), auth)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	assert.Equal(t, []call{{true, false}, {false, true}, {false, true}}, calls, "defaults, query, body with query winning")
+	rec = do(t, withToken, http.MethodPost, "/api/admin/replay", strings.NewReader(`{"dry_run":true}`), auth)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, []call{{false, false}, {false, true}, {false, true}, {true, false}}, calls, "defaults, query, body with query winning, body")
 
 	assert.NotEqual(t, http.StatusOK, do(t, withToken, http.MethodGet, "/api/admin/replay", nil, auth).Code)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bookworm-ledger/ledger/adapters/eventstoredb/esdbtest"
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
@@ -358,4 +359,12 @@ func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
 	var sum map[string]any
 	require.Equal(t, 200, in.getJSON("/api/orders/"+o.ID, &sum))
 	assert.EqualValues(t, 3, sum["facts"], "three distinct facts stored, not nine")
+}
+
+func TestLifecycleEndToEndEventStoreDB(t *testing.T) {
+	t.Parallel()
+	srv := esdbtest.MustStart(t)
+	u := brokertest.Vhost(t)
+	in := startLedger(t, u, t.TempDir(), "LEDGER_STORE=esdb", "LEDGER_ESDB_URL="+srv.ConnectionString(), "LEDGER_RULES_PLACEMENT_TIMEOUT=1s")
+	runLifecycle(t, u, in)
 }
