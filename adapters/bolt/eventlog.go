@@ -26,9 +26,11 @@ type Config struct {
 	// NoSync skips fsync. Only for tests that say so: a crash can then lose
 	// acknowledged appends or corrupt the file.
 	NoSync bool
-	// GroupCommitWindow is how long the committer waits for more appends
-	// after the first of a batch. Zero takes only what is already queued,
-	// which already batches everything that arrived during the last fsync.
+	// GroupCommitWindow is how long the committer may wait for more
+	// appends before it commits a batch. It waits only while appends are
+	// concurrent (recent batches held more than one) and only until the
+	// batch is as large as recent ones, so a lone appender never waits.
+	// Default 250µs; negative: never wait, commit what is queued.
 	GroupCommitWindow time.Duration
 	// MaxBatch caps the appends written in one transaction. Default 1024.
 	MaxBatch int
@@ -43,6 +45,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.GroupCommitWindow == 0 {
+		c.GroupCommitWindow = 250 * time.Microsecond
+	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1024
 	}
@@ -60,8 +65,8 @@ func (c *Config) setDefaults() {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.GroupCommitWindow < 0 {
-		errs = append(errs, fmt.Errorf("group commit window %s is negative", c.GroupCommitWindow))
+	if c.GroupCommitWindow > time.Second {
+		errs = append(errs, fmt.Errorf("group commit window %s is over 1s", c.GroupCommitWindow))
 	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, fmt.Errorf("max batch %d is negative", c.MaxBatch))
@@ -110,6 +115,8 @@ type Log struct {
 	mu     sync.Mutex
 	head   uint64        // position of the last committed event; 0: empty
 	headCh chan struct{} // closed and replaced whenever head moves
+
+	concurrency int // committer only: recent batch size, decaying
 }
 
 // Open opens or creates the event log file at path.

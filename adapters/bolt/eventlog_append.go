@@ -20,7 +20,7 @@ type appendReq struct {
 	expected domain.ExpectedRevision
 	recs     [][]byte // encoded records; revision and created patched at commit
 	idKeys   [][]byte // stream, 0x00, id
-	metaKey  []byte // stream, 0x00, tagMeta
+	metaKey  []byte   // stream, 0x00, tagMeta
 
 	res  domain.AppendResult
 	err  error
@@ -110,21 +110,30 @@ func (l *Log) commitLoop() {
 	}
 }
 
+// gather adds queued appends to batch. When appends have been
+// concurrent, it waits up to the window for as many as recent batches
+// held: appenders answered by the last commit are usually about to come
+// back, and one commit for all of them beats two half-full ones.
 func (l *Log) gather(batch []*appendReq) []*appendReq {
-	if l.cfg.GroupCommitWindow <= 0 {
-		for len(batch) < l.cfg.MaxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-			default:
-				return batch
-			}
+	defer func() {
+		l.concurrency = max(len(batch), l.concurrency-l.concurrency/8)
+	}()
+drain:
+	for len(batch) < l.cfg.MaxBatch {
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		default:
+			break drain
 		}
+	}
+	target := min(l.concurrency, l.cfg.MaxBatch)
+	if l.cfg.GroupCommitWindow < 0 || len(batch) >= target {
 		return batch
 	}
 	timer := time.NewTimer(l.cfg.GroupCommitWindow)
 	defer timer.Stop()
-	for len(batch) < l.cfg.MaxBatch {
+	for len(batch) < target {
 		select {
 		case r := <-l.reqs:
 			batch = append(batch, r)

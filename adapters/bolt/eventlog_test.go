@@ -51,6 +51,14 @@ func TestContractGroupCommitWindow(t *testing.T) {
 	})
 }
 
+// Without any wait, batches hold only what queued during the last commit.
+func TestContractNoGroupWait(t *testing.T) {
+	storespec.Run(t, func(t *testing.T) domain.EventLog {
+		l, _ := MustOpen(t, bolt.Config{GroupCommitWindow: -1})
+		return l
+	})
+}
+
 func event(n int) domain.EventData {
 	return domain.EventData{
 		ID:       uuid.NewString(),
@@ -62,7 +70,7 @@ func event(n int) domain.EventData {
 
 func TestConfigValidate(t *testing.T) {
 	require.NoError(t, bolt.Config{}.Validate())
-	err := bolt.Config{GroupCommitWindow: -1, MaxBatch: -1, FileMode: os.ModeDir | 0o600, OpenTimeout: -1, InitialMmapSize: -1}.Validate()
+	err := bolt.Config{GroupCommitWindow: 2 * time.Second, MaxBatch: -1, FileMode: os.ModeDir | 0o600, OpenTimeout: -1, InitialMmapSize: -1}.Validate()
 	require.Error(t, err)
 	for _, want := range []string{"group commit window", "max batch", "file mode", "open timeout", "mmap"} {
 		assert.Contains(t, err.Error(), want)

@@ -391,7 +391,14 @@ func decodeBare(d Delivery, m *Message) error {
 		if i < 0 {
 			return fmt.Errorf("%w: no type property and exchange %q names no type", ErrUnknownType, d.Exchange)
 		}
-		ns, name, err = resolveType(d.Exchange[:i], d.Exchange[i+1:])
+		ns = d.Exchange[:i]
+		for _, known := range []string{NamespaceBookWorm, NamespaceLedger} {
+			// A deployment may prefix its exchange names ("eu.BookWorm.Contracts:T").
+			if strings.HasSuffix(ns, "."+known) {
+				ns = known
+			}
+		}
+		ns, name, err = resolveType(ns, d.Exchange[i+1:])
 	default:
 		return fmt.Errorf("%w: no type property and no exchange", ErrUnknownType)
 	}

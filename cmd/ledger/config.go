@@ -129,9 +129,6 @@ func setDefaults(v *viper.Viper) {
 func loadConfig(file string, flags *pflag.FlagSet, getenv func(string) string) (Config, error) {
 	v := viper.New()
 	setDefaults(v)
-	v.SetEnvPrefix("LEDGER")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
 	if file == "" {
 		file = getenv("LEDGER_CONFIG")
 	}
@@ -141,6 +138,7 @@ func loadConfig(file string, flags *pflag.FlagSet, getenv func(string) string) (
 			return Config{}, fmt.Errorf("read config file %s: %w", file, err)
 		}
 	}
+	changed := map[string]bool{}
 	if flags != nil {
 		bind := map[string]string{"profile": "profile", "store": "store", "data-dir": "data_dir",
 			"amqp-url": "amqp.url", "http-addr": "http.addr", "log-level": "log.level", "log-format": "log.format"}
@@ -149,7 +147,19 @@ func loadConfig(file string, flags *pflag.FlagSet, getenv func(string) string) (
 				if err := v.BindPFlag(key, f); err != nil {
 					return Config{}, fmt.Errorf("bind flag %s: %w", flag, err)
 				}
+				changed[key] = f.Changed
 			}
+		}
+	}
+	// LEDGER_<SECTION>_<KEY> (amqp.url: LEDGER_AMQP_URL) ranks above the
+	// file and below flags. The environment comes in through getenv so that
+	// tests stay hermetic.
+	for _, key := range v.AllKeys() {
+		if changed[key] {
+			continue
+		}
+		if val, ok := lookupEnv(getenv, "LEDGER_"+strings.ToUpper(strings.ReplaceAll(key, ".", "_"))); ok {
+			v.Set(key, val)
 		}
 	}
 	// The profile supplies defaults below whatever was set explicitly.
@@ -260,4 +270,9 @@ func redactURL(raw string) string {
 		}
 	}
 	return u.String()
+}
+
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
 }

@@ -71,11 +71,9 @@ func (in *ingester) prepare(m rabbitmq.Message) (prepared, error) {
 		return prepared{}, fmt.Errorf("message type %q is not a ledger fact", m.Type)
 	}
 	received := in.now().UTC()
-	at := m.SentAt
-	if at.IsZero() {
-		at = received
-	}
-	f, err := domain.DecodeMessage(ft, m.Body, in.cur, at)
+	// Time precedence: the envelope's, else the body's creationDate, else
+	// the moment it arrived.
+	f, err := domain.DecodeMessageAt(ft, m.Body, in.cur, m.SentAt, received)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%s %s: %w", m.Type, m.MessageID, err)
 	}

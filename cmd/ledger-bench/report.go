@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report collects the figures of a run and prints them as one table.
+type report struct {
+	out   io.Writer
+	rows  []row
+	notes []string
+}
+
+type row struct {
+	section, figure, value, target, verdict string
+}
+
+func (r *report) add(section, figure, value string) {
+	r.rows = append(r.rows, row{section: section, figure: figure, value: value})
+}
+
+// check adds a figure with its target; ok decides MET or MISSED.
+func (r *report) check(section, figure, value, target string, ok bool) {
+	v := "MET"
+	if !ok {
+		v = "MISSED"
+	}
+	r.rows = append(r.rows, row{section, figure, value, target, v})
+}
+
+func (r *report) note(format string, a ...any) { r.notes = append(r.notes, fmt.Sprintf(format, a...)) }
+
+func (r *report) print() {
+	if len(r.rows) == 0 {
+		return
+	}
+	fmt.Fprintln(r.out)
+	tw := tabwriter.NewWriter(r.out, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "part\tfigure\tvalue\ttarget\t\t")
+	last := ""
+	for _, x := range r.rows {
+		sec := x.section
+		if sec == last {
+			sec = ""
+		} else if last != "" {
+			fmt.Fprintln(tw, "\t\t\t\t\t")
+		}
+		last = x.section
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", sec, x.figure, x.value, x.target, x.verdict)
+	}
+	tw.Flush()
+	if len(r.notes) > 0 {
+		fmt.Fprintln(r.out)
+		for _, n := range r.notes {
+			fmt.Fprintln(r.out, "* "+n)
+		}
+	}
+}
+
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return n / d.Seconds()
+}
+
+func fmtRate(v float64) string { return fmt.Sprintf("%.0f msg/s", v) }
+
+func fmtMB(kb int64) string { return fmt.Sprintf("%.1f MB", float64(kb)/1024) }
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	default:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// procStatus reads fields (in kB) from /proc/<pid>/status: VmHWM, VmRSS,
+// RssAnon, RssFile.
+func procStatus(pid int) (map[string]int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fs := strings.Fields(v)
+		if len(fs) == 2 && fs[1] == "kB" {
+			if n, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+func goVersion() string { return runtime.Version() }
