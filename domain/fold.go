@@ -260,11 +260,11 @@ func (m *machine) own() {
 		return
 	}
 	m.owned = true
-	applied := make(map[string]struct{}, len(m.s.Applied)+1)
-	for k := range m.s.Applied {
-		applied[k] = struct{}{}
+	if m.s.Applied == nil {
+		m.s.Applied = make(map[string]struct{}, 8)
+	} else {
+		m.s.Applied = maps.Clone(m.s.Applied)
 	}
-	m.s.Applied = applied
 	m.s.Held = slices.Clone(m.s.Held) // removals write in place
 	m.s.Ignored = slices.Clip(m.s.Ignored)
 	m.s.Flags = slices.Clip(m.s.Flags)

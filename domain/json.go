@@ -99,6 +99,10 @@ func (s *scanner) str() ([]byte, error) {
 	ascii := true
 	for i < len(s.data) {
 		c := s.data[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c == '"' {
 			if ascii || utf8.Valid(s.data[start:i]) {
 				s.pos = i + 1
@@ -113,9 +117,7 @@ func (s *scanner) str() ([]byte, error) {
 			s.pos = i
 			return nil, s.fail("control character in string")
 		}
-		if c >= 0x80 {
-			ascii = false
-		}
+		ascii = false // c >= 0x80
 		i++
 	}
 	if i >= len(s.data) {
@@ -124,6 +126,14 @@ func (s *scanner) str() ([]byte, error) {
 	}
 	return s.strSlow(start)
 }
+
+// plain marks the bytes a string may hold without a closer look.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (s *scanner) strSlow(start int) ([]byte, error) {
 	out := make([]byte, 0, 32)

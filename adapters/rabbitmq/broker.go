@@ -240,7 +240,7 @@ func (b *Broker) acquire(ctx context.Context) (*session, error) {
 		}
 		s, changed := b.cur, b.changed
 		b.mu.Unlock()
-		if s != nil && !s.isDead() {
+		if s != nil && !s.isDead() && !s.conn.IsClosed() {
 			return s, nil
 		}
 		// A dead session is replaced by the supervisor, which signals changed.

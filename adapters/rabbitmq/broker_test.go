@@ -38,7 +38,7 @@ var runID = func() string {
 
 // env is one test's isolated topology on the real broker.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	cfg    rabbitmq.Config
 	raw    *amqp.Connection
@@ -61,7 +61,7 @@ func (e *env) inbound(typ string) string {
 
 var inboundTypes = []string{"UserCheckedOutIntegrationEvent", "BasketDeletedCompleteIntegrationEvent", "PaymentRefundedIntegrationEvent"}
 
-func newEnv(t *testing.T, mutate func(*rabbitmq.Config)) *env {
+func newEnv(t testing.TB, mutate func(*rabbitmq.Config)) *env {
 	t.Helper()
 	raw, err := amqp.Dial(amqpURL())
 	if err != nil {

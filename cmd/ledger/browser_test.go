@@ -270,9 +270,9 @@ func TestHTTPAPIOverEmbeddedStore(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.get("/api/orders?limit=2", &list))
 	require.Len(t, list.Orders, 2)
 	require.NotEmpty(t, list.Next)
-	seen := []string{list.Orders[0].OrderID, list.Orders[1].OrderID}
+	seen, next := []string{list.Orders[0].OrderID, list.Orders[1].OrderID}, list.Next
 	list.Next = ""
-	require.Equal(t, http.StatusOK, e.get("/api/orders?limit=2&after="+list.Next, &list))
+	require.Equal(t, http.StatusOK, e.get("/api/orders?limit=2&after="+next, &list))
 	require.Len(t, list.Orders, 1)
 	assert.Empty(t, list.Next)
 	assert.ElementsMatch(t, []string{fulfilled, placing, closed}, append(seen, list.Orders[0].OrderID))

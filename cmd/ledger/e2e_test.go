@@ -368,3 +368,58 @@ func TestLifecycleEndToEndEventStoreDB(t *testing.T) {
 	in := startLedger(t, u, t.TempDir(), "LEDGER_STORE=esdb", "LEDGER_ESDB_URL="+srv.ConnectionString(), "LEDGER_RULES_PLACEMENT_TIMEOUT=1s")
 	runLifecycle(t, u, in)
 }
+
+func TestReplayAndAuditThroughRunningServer(t *testing.T) {
+	t.Parallel()
+	u := brokertest.Vhost(t)
+	in := startLedger(t, u, t.TempDir())
+	w := watch(t, u)
+	o := traffic.Plan(7, 1, []traffic.Scenario{traffic.Refunded})[0]
+	for step := range o.Steps {
+		wire, err := traffic.Encode(o.Steps[step], traffic.MassTransit, traffic.MessageID(o.ID, step), time.Now())
+		require.NoError(t, err)
+		publish(t, u, wire)
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool {
+		ev, _, _ := w.forOrder(o.ID)
+		return len(ev) == len(expected[traffic.Refunded].events)
+	}, 20*time.Second, 100*time.Millisecond)
+
+	// The store belongs to the running service: the tools say so, and go
+	// through its HTTP API instead.
+	tool := func(args ...string) (string, error) {
+		cmd := exec.Command(ledgerBin, args...)
+		cmd.Env = append(os.Environ(), "LEDGER_DATA_DIR="+in.dataDir, "LEDGER_AMQP_URL="+u)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := tool("replay", "--dry-run")
+	require.Error(t, err)
+	assert.Contains(t, out, "--server")
+
+	out, err = tool("replay", "--server", "http://"+in.http, "--token", "wrong")
+	require.Error(t, err)
+	assert.Contains(t, out, "401")
+
+	out, err = tool("replay", "--server", "http://"+in.http, "--token", "test-token")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 changed")
+
+	out, err = tool("audit", o.ID, "--server", "http://"+in.http)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "status REFUNDED")
+	assert.Contains(t, out, "orderRefunded")
+
+	// The service keeps working after the swap.
+	o2 := traffic.Plan(8, 1, []traffic.Scenario{traffic.CancelledEarly})[0]
+	for step := range o2.Steps {
+		wire, err := traffic.Encode(o2.Steps[step], traffic.Bare, traffic.MessageID(o2.ID, step), time.Now())
+		require.NoError(t, err)
+		publish(t, u, wire)
+	}
+	var sum map[string]any
+	require.Eventually(t, func() bool {
+		return in.getJSON("/api/orders/"+o2.ID, &sum) == 200 && sum["status"] == "CLOSED"
+	}, 20*time.Second, 100*time.Millisecond)
+}

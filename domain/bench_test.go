@@ -1,0 +1,176 @@
+package domain_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+type storedEvent struct {
+	id, typ string
+	data    []byte
+}
+
+// benchHistory is a 10-fact order history in its stored form: checkout,
+// a placement time-out, charge, completion, chargeback and reversal, a
+// refund (immediate), a provider result the settlement ignores, a late
+// completion and a restatement.
+func benchHistory(b *testing.B) []storedEvent {
+	h := newHistory(orderA)
+	co := h.checkout()
+	h.timeout(1, co.Fact.At.Add(30*time.Minute))
+	h.charge()
+	h.complete()
+	h.pay(domain.FactPaymentChargeback, 4000)
+	h.pay(domain.FactPaymentChargebackReversed, 4000)
+	h.pay(domain.FactOrderRefundRequested, 0)
+	h.pay(domain.FactPaymentRefunded, 9999)
+	h.complete()
+	h.add(domain.Fact{Type: domain.FactOrderRestated, Restated: &domain.Restatement{Status: domain.StatusRefunded,
+		PreviousStatus: domain.StatusFulfilled, Money: domain.Totals{Captured: 9999, Refunded: 9999}, ReplayID: "r1", Reason: "fix"}})
+	var out []storedEvent
+	for _, e := range h.events {
+		data, err := domain.EncodeFact(e.Fact, usd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, storedEvent{e.ID, string(e.Fact.Type), data})
+	}
+	if s := domain.Fold(immediate, h.events); s.Status != domain.StatusRefunded || len(s.Ignored) != 2 {
+		b.Fatalf("bench history ends %s with %d ignored", s.Status, len(s.Ignored))
+	}
+	return out
+}
+
+// plainFact is what encoding/json needs for the same data (reference only:
+// no validation, no exact money check, no case rules).
+type plainFact struct {
+	OrderID           string  `json:"orderId"`
+	BasketID          string  `json:"basketId"`
+	FullName          *string `json:"fullName"`
+	Email             *string `json:"email"`
+	TotalMoney        string  `json:"totalMoney"`
+	TotalMoneyMinor   int64   `json:"totalMoneyMinor"`
+	Amount            string  `json:"amount"`
+	AmountMinor       int64   `json:"amountMinor"`
+	Currency          string  `json:"currency"`
+	Decimals          int     `json:"decimals"`
+	ProviderReference string  `json:"providerReference"`
+	Reason            string  `json:"reason"`
+	Attempt           int     `json:"attempt"`
+	Restated          *struct {
+		Status, PreviousStatus string
+		Money, PreviousMoney   map[string]int64
+		ReplayID, Reason       string
+	} `json:"restated"`
+	At time.Time `json:"at"`
+}
+
+// BenchmarkFoldHistory: decode the stored history and fold it, against the
+// floor of decoding alone, measured in the same run. Target: fold+decode
+// <= 1.2x the floor.
+func BenchmarkFoldHistory(b *testing.B) {
+	hist := benchHistory(b)
+	n := float64(len(hist))
+	events := make([]domain.Event, len(hist))
+	var floor float64 // ns per history, decode only
+	decode := func(b *testing.B) {
+		for i, se := range hist {
+			f, err := domain.DecodeFact(se.typ, se.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			events[i] = domain.Event{ID: se.id, Revision: uint64(i), Fact: f}
+		}
+	}
+	report := func(b *testing.B) float64 {
+		per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(per/n, "ns/fact")
+		return per
+	}
+	b.Run("floor=decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			decode(b)
+		}
+		floor = report(b)
+	})
+	b.Run("decode+Fold", func(b *testing.B) {
+		b.ReportAllocs()
+		var s domain.State
+		for b.Loop() {
+			decode(b)
+			s = domain.Fold(immediate, events)
+		}
+		b.ReportMetric(report(b)/floor, "x-floor")
+		if s.Status != domain.StatusRefunded {
+			b.Fatal(s.Status)
+		}
+	})
+	b.Run("decode+Folder.Apply", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			fo := domain.NewFolder(immediate, domain.State{})
+			for i, se := range hist {
+				f, err := domain.DecodeFact(se.typ, se.data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fo.Apply(domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+			}
+		}
+		b.ReportMetric(report(b)/floor, "x-floor")
+	})
+	b.Run("decode+Evolve", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s domain.State
+			for i, se := range hist {
+				f, err := domain.DecodeFact(se.typ, se.data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, _ = domain.Evolve(immediate, s, domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+			}
+		}
+		b.ReportMetric(report(b)/floor, "x-floor")
+	})
+	b.Run("reference=encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, se := range hist {
+				var p plainFact
+				if err := json.Unmarshal(se.data, &p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(report(b)/floor, "x-floor")
+	})
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	body := []byte(`{"basketId":"` + basketA + `","fullName":"John Doe","email":"john.doe@example.com","orderId":"` + orderA +
+		`","totalMoney":"99.99","id":"8cc9a403-12a7-5dba-a509-de2100d7d9e6","creationDate":"2025-08-01T10:00:00.123Z"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := domain.DecodeMessage(domain.FactUserCheckedOut, body, usd, t0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkIntents(b *testing.B) {
+	h := newHistory(orderA)
+	e := h.checkout()
+	s, out := domain.Evolve(immediate, domain.State{}, e)
+	cfg := domain.DefaultOutboundConfig()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := domain.Intents(cfg, "order-"+orderA, s, out.Transitions[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
