@@ -75,7 +75,6 @@ func BenchmarkFoldHistory(b *testing.B) {
 	hist := benchHistory(b)
 	n := float64(len(hist))
 	events := make([]domain.Event, len(hist))
-	var floor float64 // ns per history, decode only
 	decode := func(b *testing.B) {
 		for i, se := range hist {
 			f, err := domain.DecodeFact(se.typ, se.data)
@@ -85,69 +84,74 @@ func BenchmarkFoldHistory(b *testing.B) {
 			events[i] = domain.Event{ID: se.id, Revision: uint64(i), Fact: f}
 		}
 	}
-	report := func(b *testing.B) float64 {
-		per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		b.ReportMetric(per/n, "ns/fact")
-		return per
-	}
-	b.Run("floor=decode", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			decode(b)
-		}
-		floor = report(b)
-	})
-	b.Run("decode+Fold", func(b *testing.B) {
-		b.ReportAllocs()
-		var s domain.State
-		for b.Loop() {
-			decode(b)
-			s = domain.Fold(immediate, events)
-		}
-		b.ReportMetric(report(b)/floor, "x-floor")
-		if s.Status != domain.StatusRefunded {
+	foldOnce := func(b *testing.B) {
+		decode(b)
+		if s := domain.Fold(immediate, events); s.Status != domain.StatusRefunded {
 			b.Fatal(s.Status)
 		}
-	})
-	b.Run("decode+Folder.Apply", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			fo := domain.NewFolder(immediate, domain.State{})
-			for i, se := range hist {
-				f, err := domain.DecodeFact(se.typ, se.data)
-				if err != nil {
-					b.Fatal(err)
-				}
-				fo.Apply(domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+	}
+	folderOnce := func(b *testing.B) {
+		fo := domain.NewFolder(immediate, domain.State{})
+		for i, se := range hist {
+			f, err := domain.DecodeFact(se.typ, se.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fo.Apply(domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+		}
+	}
+	evolveOnce := func(b *testing.B) {
+		var s domain.State
+		for i, se := range hist {
+			f, err := domain.DecodeFact(se.typ, se.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ = domain.Evolve(immediate, s, domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+		}
+	}
+	jsonOnce := func(b *testing.B) {
+		for _, se := range hist {
+			var p plainFact
+			if err := json.Unmarshal(se.data, &p); err != nil {
+				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(report(b)/floor, "x-floor")
-	})
-	b.Run("decode+Evolve", func(b *testing.B) {
-		b.ReportAllocs()
+	}
+	perFact := func(b *testing.B) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fact")
+	}
+	// Separate runs give the allocation counts.
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.B)
+	}{{"floor=decode", decode}, {"decode+Fold", foldOnce}, {"decode+Folder.Apply", folderOnce}, {"decode+Evolve", evolveOnce}, {"reference=encoding-json", jsonOnce}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.fn(b)
+			}
+			perFact(b)
+		})
+	}
+	// The ratios come from one run that alternates the floor with each
+	// variant, so a busy machine slows both alike.
+	b.Run("ratios", func(b *testing.B) {
+		variants := []func(*testing.B){decode, foldOnce, folderOnce, evolveOnce, jsonOnce}
+		spent := make([]time.Duration, len(variants))
 		for b.Loop() {
-			var s domain.State
-			for i, se := range hist {
-				f, err := domain.DecodeFact(se.typ, se.data)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, _ = domain.Evolve(immediate, s, domain.Event{ID: se.id, Revision: uint64(i), Fact: f})
+			for k, fn := range variants {
+				start := time.Now()
+				fn(b)
+				spent[k] += time.Since(start)
 			}
 		}
-		b.ReportMetric(report(b)/floor, "x-floor")
-	})
-	b.Run("reference=encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, se := range hist {
-				var p plainFact
-				if err := json.Unmarshal(se.data, &p); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		b.ReportMetric(report(b)/floor, "x-floor")
+		floor := float64(spent[0])
+		b.ReportMetric(floor/float64(b.N)/n, "floor-ns/fact")
+		b.ReportMetric(float64(spent[1])/floor, "Fold-x-floor")
+		b.ReportMetric(float64(spent[2])/floor, "Folder-x-floor")
+		b.ReportMetric(float64(spent[3])/floor, "Evolve-x-floor")
+		b.ReportMetric(float64(spent[4])/floor, "encjson-x-floor")
 	})
 }
 

@@ -145,6 +145,7 @@ const (
 	maxEmailBytes  = 320
 	maxRefBytes    = 256
 	maxReasonBytes = 2000
+	maxUnknownKeys = 64 // duplicate detection is quadratic in them
 )
 
 // Validate checks f against its type's contract. Errors match ErrInvalidFact
@@ -354,6 +355,9 @@ func DecodeMessageAt(t FactType, body []byte, cur Currency, envelopeAt, received
 				if bytes.EqualFold(u, key) {
 					return Fact{}, invalid(string(key), "duplicate key")
 				}
+			}
+			if len(unknown) == maxUnknownKeys {
+				return Fact{}, invalid("", fmt.Sprintf("more than %d unknown properties", maxUnknownKeys))
 			}
 			unknown = append(unknown, bytes.Clone(key))
 			if _, err := s.value(0); err != nil {

@@ -104,6 +104,7 @@ func TestDecodeMessageInvalid(t *testing.T) {
 		{"other currency", domain.FactPaymentRefunded, `{` + o + `,"amount":1,"providerReference":"r","currency":"EUR"}`, "currency", nil},
 		{"own fact type", domain.FactPlacementTimedOut, `{` + o + `}`, "type", domain.ErrUnknownFactType},
 		{"unknown type", domain.FactType("Nope"), `{` + o + `}`, "type", domain.ErrUnknownFactType},
+		{"too many unknown keys", domain.FactOrderFulfillFailed, `{` + o + manyKeys(70) + `}`, "", nil},
 		{"overlong name", domain.FactUserCheckedOut, `{` + o + `,` + b + `,"totalMoney":1,"fullName":"` + strings.Repeat("x", 500) + `"}`, "fullName", nil},
 	}
 	for _, c := range cases {
@@ -303,4 +304,12 @@ func TestIDs(t *testing.T) {
 	if domain.TimeoutEventID(strings.ToUpper(orderA), 1) != domain.TimeoutEventID(orderA, 1) {
 		t.Error("timeout id depends on letter case")
 	}
+}
+
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(`,"k` + strings.Repeat("x", i) + `":1`)
+	}
+	return b.String()
 }

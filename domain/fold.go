@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -77,6 +78,10 @@ type Event struct {
 	ID       string // event id (de-duplication key)
 	Revision uint64 // position in the order's stream
 	Fact     Fact
+	// CorrelationID is the stored $correlationId, if the reader has it. The
+	// fold ignores it; Intents uses it (when a UUID) as the outbound
+	// correlation and AccelByte traceId instead of the order id.
+	CorrelationID string
 }
 
 // Totals are an order's money, in minor units.
@@ -286,13 +291,19 @@ func (m *machine) step(e Event) {
 	if e.Fact.At.After(m.s.LastAt) {
 		m.s.LastAt = e.Fact.At
 	}
-	d, reason := m.try(e)
+	d, reason := m.try(&e)
 	switch d {
 	case DispApplied:
 		m.release()
 	case DispHeld:
+		if m.s.Held == nil {
+			m.s.Held = make([]Event, 0, 4)
+		}
 		m.s.Held = append(m.s.Held, e)
 	case DispIgnored:
+		if m.s.Ignored == nil {
+			m.s.Ignored = make([]Ignored, 0, 4)
+		}
 		m.s.Ignored = append(m.s.Ignored, Ignored{Event: e, Reason: reason})
 	}
 	m.result(d, reason)
@@ -308,8 +319,9 @@ func (m *machine) result(d Disposition, reason string) {
 func (m *machine) release() {
 	for progress := true; progress; {
 		progress = false
-		for i, h := range m.s.Held {
-			d, reason := m.try(h)
+		for i := range m.s.Held {
+			h := m.s.Held[i]
+			d, reason := m.try(&h)
 			if d == DispHeld {
 				continue
 			}
@@ -323,7 +335,7 @@ func (m *machine) release() {
 	}
 }
 
-func (m *machine) transition(e Event, to Status, reason, event, command, suppressed string) {
+func (m *machine) transition(e *Event, to Status, reason, event, command, suppressed string) {
 	from := m.s.Status
 	if from != to {
 		m.s.PreviousStatus = from
@@ -331,12 +343,12 @@ func (m *machine) transition(e Event, to Status, reason, event, command, suppres
 		m.s.StatusReason = reason
 	}
 	if m.out != nil {
-		m.out.Transitions = append(m.out.Transitions, Transition{From: from, To: to, Cause: e, Reason: reason,
+		m.out.Transitions = append(m.out.Transitions, Transition{From: from, To: to, Cause: *e, Reason: reason,
 			AccelByte: event, Command: command, Suppressed: suppressed})
 	}
 }
 
-func (m *machine) flag(e Event, reason string) {
+func (m *machine) flag(e *Event, reason string) {
 	fl := Flag{EventID: e.ID, Type: e.Fact.Type, Reason: reason}
 	m.s.Flags = append(m.s.Flags, fl)
 	if m.out != nil {
@@ -379,13 +391,28 @@ const (
 	whyClosed     = "order is closed"
 )
 
-func whyStatus(st Status) string { return "not applicable to an order in " + string(st) }
+var whyStatusText = func() map[Status]string {
+	m := map[Status]string{}
+	for _, st := range Statuses() {
+		m[st] = "not applicable to an order in " + string(st)
+	}
+	return m
+}()
+
+func whyStatus(st Status) string { return whyStatusText[st] }
 
 // try decides one fact against the current state, applying it when it can.
-func (m *machine) try(e Event) (Disposition, string) {
+func (m *machine) try(e *Event) (Disposition, string) {
 	f := &e.Fact
-	if _, ok := infoOf(f.Type); !ok {
+	info, ok := infoOf(f.Type)
+	if !ok {
 		return DispIgnored, fmt.Sprintf("unknown fact type %q", clip(string(f.Type)))
+	}
+	// Facts come validated (DecodeMessage, DecodeFact); these cheap checks
+	// keep a hand-built bad fact from moving money.
+	if f.Amount < 0 || info.amount == amountRequired && !f.HasAmount || !f.HasAmount && f.Amount != 0 ||
+		f.HasAmount && f.Amount == 0 && info.provider {
+		return DispIgnored, "invalid fact: bad amount"
 	}
 	if m.s.OrderID != "" && f.OrderID != m.s.OrderID {
 		return DispIgnored, fmt.Sprintf("fact for order %s in the stream of order %s", clip(f.OrderID), m.s.OrderID)
@@ -430,7 +457,11 @@ func (m *machine) try(e Event) (Disposition, string) {
 		if m.s.PlacementAttempts < m.r.MaxPlacementAttempts {
 			m.s.PlacementAttempts++
 			m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
-			m.transition(e, StatusInit, fmt.Sprintf("placement re-sent after time-out %d", f.Attempt), "", CommandPlaceOrder, "")
+			reason := ""
+			if m.out != nil { // the state keeps no reason for INIT -> INIT
+				reason = "placement re-sent after time-out " + strconv.Itoa(f.Attempt)
+			}
+			m.transition(e, StatusInit, reason, "", CommandPlaceOrder, "")
 			return DispApplied, ""
 		}
 		m.s.PlacementDeadline = time.Time{}
@@ -646,7 +677,7 @@ func (m *machine) try(e Event) (Disposition, string) {
 		// The fold already reflects the fix; the restatement tells the world
 		// what changed since it last heard (From = what it was told).
 		if m.out != nil {
-			m.out.Transitions = append(m.out.Transitions, Transition{From: r.PreviousStatus, To: st, Cause: e,
+			m.out.Transitions = append(m.out.Transitions, Transition{From: r.PreviousStatus, To: st, Cause: *e,
 				Reason: reason, AccelByte: EventOrderStatusUpdated})
 		}
 		return DispApplied, ""
@@ -659,7 +690,7 @@ func (m *machine) stopClock() { m.s.PlacementDeadline = time.Time{} }
 // requestRefund moves the order to REFUNDING and, with immediate
 // settlement, straight on to REFUNDED. A refund above what is still
 // captured is flagged and not applied.
-func (m *machine) requestRefund(e Event, amount int64, send, withheld string) (Disposition, string) {
+func (m *machine) requestRefund(e *Event, amount int64, send, withheld string) (Disposition, string) {
 	if out := m.s.Money.outstanding(); amount > out {
 		m.flag(e, fmt.Sprintf("refund %s above the %s still captured", m.money(amount), m.money(out)))
 		return DispIgnored, "refund above what was captured"

@@ -691,3 +691,27 @@ func TestRulesValidate(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestBadHandBuiltFactsMoveNoMoney(t *testing.T) {
+	h := newHistory(orderA)
+	reach(h, domain.StatusCharged)
+	s := domain.Fold(immediate, h.events)
+	for _, f := range []domain.Fact{
+		{Type: domain.FactPaymentChargeback, ProviderRef: "p"},                              // no amount
+		{Type: domain.FactPaymentChargeback, ProviderRef: "p", Amount: -5, HasAmount: true}, // negative
+		{Type: domain.FactOrderRefundRequested, Amount: 5},                                  // amount without HasAmount
+		{Type: domain.FactPaymentChargeback, ProviderRef: "p", Amount: 0, HasAmount: true},  // zero
+		{Type: domain.FactType("SomethingElse")},                                            // unknown
+		{Type: domain.FactOrderRestated},                                                    // no content
+	} {
+		f.OrderID, f.At = orderA, t0.Add(time.Hour)
+		got, out := domain.Evolve(immediate, s, domain.Event{ID: "bad-" + string(f.Type), Fact: f})
+		if out.Disposition != domain.DispIgnored || got.Money != s.Money || got.Status != s.Status {
+			t.Errorf("%+v: %s %+v", f, out.Disposition, got.Money)
+		}
+	}
+	_, out := domain.Evolve(immediate, s, domain.Event{Fact: domain.Fact{Type: domain.FactOrderCompleted, OrderID: orderA}})
+	if out.Disposition != domain.DispIgnored {
+		t.Error("an event without id must be ignored")
+	}
+}

@@ -63,7 +63,7 @@ type Outbound struct {
 	Exchange      string // AccelByteExchange | CommandExchange(Name)
 	RoutingKey    string // AccelByte: the event name; BookWorm: ""
 	OrderID       string
-	CorrelationID string    // the order id (BookWorm's saga correlation)
+	CorrelationID string    // the causing event's correlation id, else the order id (BookWorm's saga correlation)
 	CausationID   string    // the causing fact's event id
 	Time          time.Time // the causing fact's time
 	Body          []byte    // AccelByte: the full envelope; BookWorm: the command message object (no transport envelope)
@@ -92,7 +92,11 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 		return nil, fmt.Errorf("intents for %s: %w", stream, err)
 	}
 	at := t.Cause.Fact.At.UTC()
-	base := Outbound{OrderID: s.OrderID, CorrelationID: s.OrderID, CausationID: t.Cause.ID, Time: at}
+	corr := s.OrderID // BookWorm's saga correlation
+	if c, ok := canonicalUUID(t.Cause.CorrelationID); ok {
+		corr = c
+	}
+	base := Outbound{OrderID: s.OrderID, CorrelationID: corr, CausationID: t.Cause.ID, Time: at}
 	var out []Outbound
 	if t.AccelByte != "" {
 		if s.Total < 0 || s.Total > math.MaxInt32 {
@@ -102,7 +106,7 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 		o.Kind, o.Name = KindAccelByte, t.AccelByte
 		o.MessageID = MessageID(stream, t.Cause.Revision, string(KindAccelByte)+":"+t.AccelByte)
 		o.Exchange, o.RoutingKey = AccelByteExchange, t.AccelByte
-		o.Body = accelByteBody(cfg, s, t, o.MessageID, at)
+		o.Body = accelByteBody(cfg, s, t, o.MessageID, corr, at)
 		out = append(out, o)
 	}
 	if t.Command != "" {
@@ -122,7 +126,7 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 
 // accelByteBody is the AccelByte envelope (AsyncAPI "order service"):
 // payload.order plus the event fields.
-func accelByteBody(cfg OutboundConfig, s State, t Transition, id string, at time.Time) []byte {
+func accelByteBody(cfg OutboundConfig, s State, t Transition, id, corr string, at time.Time) []byte {
 	ts := at.Truncate(time.Second).Format(time.RFC3339) // AccelByte's eventstream SDK: second precision
 	b := make([]byte, 0, 768)
 	b = append(b, `{"payload":{"order":{"orderNo":`...)
@@ -174,7 +178,7 @@ func accelByteBody(cfg OutboundConfig, s State, t Transition, id string, at time
 	b = append(b, `,"userId":`...)
 	b = appendString(b, cfg.UserID)
 	b = append(b, `,"traceId":`...)
-	b = appendString(b, hyphenless(s.OrderID))
+	b = appendString(b, hyphenless(corr))
 	b = append(b, `,"sessionId":""}`...)
 	return b
 }

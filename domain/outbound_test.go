@@ -71,7 +71,7 @@ func TestIntentsAccelByteEnvelope(t *testing.T) {
 	var env struct {
 		Payload struct {
 			Order struct {
-				OrderNo, Namespace, UserID                  string
+				OrderNo, Namespace, UserID                   string
 				Quantity, Price, DiscountedPrice, ActualPaid int64
 				Sandbox                                      bool
 				Currency                                     struct {
@@ -83,7 +83,7 @@ func TestIntentsAccelByteEnvelope(t *testing.T) {
 			Timestamp string
 		}
 		ID, Name, Namespace, ParentNamespace, Timestamp, ClientID, UserID, TraceID, SessionID string
-		Version                                                                                int
+		Version                                                                               int
 	}
 	if err := json.Unmarshal(o.Body, &env); err != nil {
 		t.Fatal(err)
@@ -165,6 +165,26 @@ func TestIntentsCommands(t *testing.T) {
 	}
 	if !strings.Contains(string(outs[0].Body), `"fullName":null,"email":null`) || !strings.Contains(string(outs[0].Body), `"totalMoney":1234567890123456.78,`) {
 		t.Fatalf("%s", outs[0].Body)
+	}
+}
+
+func TestIntentsCorrelation(t *testing.T) {
+	h := newHistory(orderA)
+	e := h.checkout()
+	s, out := domain.Evolve(immediate, domain.State{}, e)
+	tr := out.Transitions[0]
+	tr.Cause.CorrelationID = "7D444840-9DC0-11D1-B245-5FFDCE74FAD2"
+	outs, err := domain.Intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs[0].CorrelationID != "7d444840-9dc0-11d1-b245-5ffdce74fad2" || !strings.Contains(string(outs[0].Body), `"traceId":"7d4448409dc011d1b2455ffdce74fad2"`) {
+		t.Fatalf("%s %s", outs[0].CorrelationID, outs[0].Body)
+	}
+	tr.Cause.CorrelationID = "not-a-uuid"
+	outs, _ = domain.Intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
+	if outs[0].CorrelationID != orderA {
+		t.Fatal(outs[0].CorrelationID)
 	}
 }
 

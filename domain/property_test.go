@@ -293,4 +293,3 @@ func TestPropertyOrderIndependence(t *testing.T) {
 		})
 	}
 }
-

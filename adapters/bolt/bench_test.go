@@ -29,16 +29,54 @@ var benchMeta = []byte(`{"$correlationId":"4f0c1d7e-3b8a-4f6e-9c2d-1a2b3c4d5e6f"
 // same run, for the ratios.
 var baseline atomic.Uint64
 
-func reportRate(b *testing.B, events int, elapsed time.Duration, ratio bool) {
+// results keeps the last figure of each benchmark for the summary that
+// TestMain prints after the run.
+var (
+	resultsMu sync.Mutex
+	results   []result
+)
+
+type result struct {
+	name  string
+	rate  float64
+	ratio float64 // 0: no baseline
+	extra string
+}
+
+func reportRate(b *testing.B, events int, elapsed time.Duration, ratio bool, extra string) {
 	b.Helper()
 	rate := float64(events) / elapsed.Seconds()
 	b.ReportMetric(rate, "events/s")
-	b.ReportMetric(0, "ns/op") // per-event rate is the figure; ns/op of a whole run is noise
+	b.ReportMetric(0, "ns/op") // the per-event rate is the figure
+	r := result{name: b.Name(), rate: rate, extra: extra}
 	if base := baseline.Load(); ratio && base > 0 {
-		b.ReportMetric(rate/float64(base), "x_baseline")
-		fmt.Printf("%-50s %10.0f events/s  %6.1fx the raw bbolt fsync-per-append baseline (%d events/s)\n", b.Name(), rate, rate/float64(base), base)
-	} else {
-		fmt.Printf("%-50s %10.0f events/s\n", b.Name(), rate)
+		r.ratio = rate / float64(base)
+		b.ReportMetric(r.ratio, "x_baseline")
+	}
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	for i := range results {
+		if results[i].name == r.name {
+			results[i] = r
+			return
+		}
+	}
+	results = append(results, r)
+}
+
+func printResults() {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	fmt.Printf("\n%-52s %12s  %s\n", "benchmark (last run of each)", "events/s", "vs raw bbolt, one fsync per append")
+	for _, r := range results {
+		ratio := "baseline"
+		if r.ratio > 0 {
+			ratio = fmt.Sprintf("%.1fx", r.ratio)
+		}
+		fmt.Printf("%-52s %12.0f  %-9s %s\n", r.name, r.rate, ratio, r.extra)
 	}
 }
 
@@ -72,18 +110,23 @@ func BenchmarkAppend(b *testing.B) {
 		elapsed := time.Since(start)
 		rate := float64(b.N) / elapsed.Seconds()
 		baseline.Store(uint64(rate))
-		reportRate(b, b.N, elapsed, false)
+		reportRate(b, b.N, elapsed, false, "")
 	})
-	for _, appenders := range []int{1, 64} {
-		b.Run(fmt.Sprintf("log_appenders=%d", appenders), func(b *testing.B) {
-			benchAppend(b, appenders)
-		})
+	for _, c := range []struct {
+		name      string
+		appenders int
+		window    time.Duration
+	}{
+		{"log_appenders=1", 1, 0},
+		{"log_appenders=64", 64, 0},
+		{"log_appenders=64_no_group_wait", 64, -1},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchAppend(b, c.appenders, c.window) })
 	}
 }
 
-func benchAppend(b *testing.B, appenders int) {
-	w, _ := time.ParseDuration(os.Getenv("BENCH_WINDOW"))
-	l, err := bolt.Open(filepath.Join(b.TempDir(), "events.db"), bolt.Config{GroupCommitWindow: w}, nil)
+func benchAppend(b *testing.B, appenders int, window time.Duration) {
+	l, err := bolt.Open(filepath.Join(b.TempDir(), "events.db"), bolt.Config{GroupCommitWindow: window}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,11 +161,15 @@ func benchAppend(b *testing.B, appenders int) {
 		b.Fatal(err)
 	}
 	st := l.Stats()
+	extra := ""
 	if st.Commits > 0 {
-		b.ReportMetric(float64(st.Appends)/float64(st.Commits), "appends/commit")
-		b.ReportMetric(float64(st.CommitTime.Microseconds())/float64(st.Commits), "µs/commit")
+		perCommit := float64(st.Appends) / float64(st.Commits)
+		commitTime := float64(st.CommitTime.Microseconds()) / float64(st.Commits)
+		b.ReportMetric(perCommit, "appends/commit")
+		b.ReportMetric(commitTime, "µs/commit")
+		extra = fmt.Sprintf("(%.1f appends/commit, %.0f µs/commit)", perCommit, commitTime)
 	}
-	reportRate(b, b.N, elapsed, true)
+	reportRate(b, b.N, elapsed, true, extra)
 }
 
 var (
@@ -140,7 +187,9 @@ func run(m *testing.M) int {
 			_ = os.RemoveAll(d)
 		}
 	}()
-	return m.Run()
+	code := m.Run()
+	printResults()
+	return code
 }
 
 // populatedLog returns the path of a log holding n events over n/10
@@ -216,7 +265,7 @@ func BenchmarkReadAll(b *testing.B) {
 	if total != b.N*readEvents {
 		b.Fatalf("read %d events, want %d", total, b.N*readEvents)
 	}
-	reportRate(b, total, elapsed, true)
+	reportRate(b, total, elapsed, true, "(pages of 1000)")
 }
 
 // BenchmarkSubscribeCatchUp subscribes from the start and takes every
@@ -246,5 +295,5 @@ func BenchmarkSubscribeCatchUp(b *testing.B) {
 		}
 		_ = sub.Close()
 	}
-	reportRate(b, total, time.Since(start), true)
+	reportRate(b, total, time.Since(start), true, "(Next one by one)")
 }

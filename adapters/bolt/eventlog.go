@@ -338,6 +338,9 @@ func (l *Log) ReadAll(ctx context.Context, after *domain.Position, max int) ([]d
 		from = after.Commit
 	}
 	var out []domain.RecordedEvent
+	if max > 0 {
+		out = make([]domain.RecordedEvent, 0, min(max, readChunk))
+	}
 	var d decoder
 	for {
 		if err := ctx.Err(); err != nil {

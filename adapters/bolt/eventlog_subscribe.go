@@ -40,9 +40,10 @@ type subscription struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu    sync.Mutex // serialises Next
-	after uint64     // last position looked at
-	buf   []domain.RecordedEvent
+	mu    sync.Mutex             // serialises Next
+	after uint64                 // last position looked at
+	buf   []domain.RecordedEvent // read ahead; buf[next:] not yet delivered
+	next  int
 	err   error // final error; the subscription is finished
 	dec   decoder
 }
@@ -64,10 +65,10 @@ func (s *subscription) Next(ctx context.Context) (domain.RecordedEvent, error) {
 			continue
 		default:
 		}
-		if len(s.buf) > 0 {
-			e := s.buf[0]
-			s.buf[0] = domain.RecordedEvent{}
-			s.buf = s.buf[1:]
+		if s.next < len(s.buf) {
+			e := s.buf[s.next]
+			s.buf[s.next] = domain.RecordedEvent{} // drop references early
+			s.next++
 			return e, nil
 		}
 		head, moved := s.l.headState()
@@ -89,12 +90,15 @@ func (s *subscription) Next(ctx context.Context) (domain.RecordedEvent, error) {
 
 // fill reads the next chunk of matching events from the file.
 func (s *subscription) fill() error {
+	if s.buf == nil {
+		s.buf = make([]domain.RecordedEvent, 0, subscribeChunk)
+	}
 	out, last, err := s.l.scan(s.buf[:0], &s.dec, s.after, subscribeChunk, s.prefix, true)
 	if err != nil {
 		return err
 	}
 	s.dec.finish(out)
-	s.buf, s.after = out, last
+	s.buf, s.next, s.after = out, 0, last
 	return nil
 }
 

@@ -11,18 +11,20 @@ import (
 
 // Chart geometry, in SVG user units.
 const (
-	chartW      = 880
-	chartH      = 380
-	plotLeft    = 92
-	plotRight   = chartW - 20
-	plotTop     = 56
-	plotBottom  = 250
-	bandTop     = 262
-	bandH       = 24
-	labelTop    = bandTop + bandH + 14
-	charPixels  = 7 // rough width of one 11px character, to decide what fits
-	maxXLabels  = 40
-	targetTicks = 5
+	chartW     = 880
+	chartH     = 390 // with rotated fact labels; flat ones need less
+	plotLeft   = 92
+	plotRight  = chartW - 20
+	plotTop    = 56
+	plotBottom = 250
+	bandTop    = 262
+	bandH      = 24
+	labelTop   = bandTop + bandH + 16
+	charPixels = 7 // rough width of one 11px character, to decide what fits
+	// Below this slot width the fact labels are rotated.
+	flatLabelSlot = 72
+	maxXLabels    = 40
+	targetTicks   = 5
 )
 
 type series struct {
@@ -30,17 +32,20 @@ type series struct {
 	class string
 	color string
 	width string
+	dash  string
 	value func(domain.Totals) int64
 }
 
 // dispApplied is the disposition of a fact that took effect.
 const dispApplied = domain.DispApplied
 
+// moneySeries in drawing order: net first and widest, so the lines that
+// often run on top of it (captured) stay visible.
 var moneySeries = []series{
-	{"captured", "series-captured", "#1f6fb2", "2", func(t domain.Totals) int64 { return t.Captured }},
-	{"refunded", "series-refunded", "#c77700", "2", func(t domain.Totals) int64 { return t.Refunded }},
-	{"charged back", "series-chargedback", "#b3261e", "2", func(t domain.Totals) int64 { return t.ChargedBack }},
-	{"net", "series-net", "#1e7b4a", "3", func(t domain.Totals) int64 { return t.Net }},
+	{"net", "series-net", "#1e7b4a", "5", "", func(t domain.Totals) int64 { return t.Net }},
+	{"captured", "series-captured", "#1f6fb2", "2", "7 4", func(t domain.Totals) int64 { return t.Captured }},
+	{"refunded", "series-refunded", "#c77700", "2", "", func(t domain.Totals) int64 { return t.Refunded }},
+	{"charged back", "series-chargedback", "#b3261e", "2", "", func(t domain.Totals) int64 { return t.ChargedBack }},
 }
 
 var statusColors = map[domain.Status]string{
@@ -63,19 +68,27 @@ var statusColors = map[domain.Status]string{
 func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
 	var b strings.Builder
 	n := len(rep.Entries)
+	slot := float64(plotRight - plotLeft)
+	if n > 0 {
+		slot /= float64(n)
+	}
+	height := chartH
+	if slot >= flatLabelSlot {
+		height = labelTop + 28
+	}
 	title := "Money over the facts of order " + rep.OrderID
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="money-chart-svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
-		chartW, chartH, chartW, chartH, esc(title))
+		chartW, height, chartW, height, esc(title))
 	fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
-	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`, chartW, chartH)
+	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`, chartW, height)
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="600" fill="#1b1f24">%s</text>`, plotLeft, esc(title))
 
 	// Legend.
 	x := plotLeft
 	for _, s := range moneySeries {
-		fmt.Fprintf(&b, `<g class="legend-item"><line x1="%d" y1="38" x2="%d" y2="38" stroke="%s" stroke-width="%s"/><text x="%d" y="42" fill="#1b1f24">%s</text></g>`,
-			x, x+18, s.color, s.width, x+24, esc(s.name))
-		x += 24 + len(s.name)*charPixels + 22
+		fmt.Fprintf(&b, `<g class="legend-item"><line x1="%d" y1="38" x2="%d" y2="38" stroke="%s" stroke-width="%s"%s/><text x="%d" y="42" fill="#1b1f24">%s</text></g>`,
+			x, x+22, s.color, s.width, dashAttr(s.dash), x+28, esc(s.name))
+		x += 28 + len(s.name)*charPixels + 22
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#5f6b7a" text-anchor="end">%s</text>`, plotRight, esc(cur.Code))
 
@@ -116,7 +129,6 @@ func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
 	}
 	b.WriteString(`</g>`)
 
-	slot := float64(plotRight-plotLeft) / float64(n)
 	xAt := func(i int) float64 { return plotLeft + float64(i)*slot }
 
 	// Status band: runs of equal status, labelled where the name fits.
@@ -159,8 +171,8 @@ func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
 			}
 			fmt.Fprintf(&d, " H%.1f", xAt(i+1))
 		}
-		fmt.Fprintf(&b, `<path class="series %s" d="%s" fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round"/>`,
-			s.class, d.String(), s.color, s.width)
+		fmt.Fprintf(&b, `<path class="series %s" d="%s" fill="none" stroke="%s" stroke-width="%s"%s stroke-linejoin="round"/>`,
+			s.class, d.String(), s.color, s.width, dashAttr(s.dash))
 	}
 
 	// Facts: markers for what did not apply, x labels, hover details.
@@ -173,9 +185,15 @@ func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
 		if (e.Disposition != "" && e.Disposition != dispApplied) || e.Error != "" {
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%d" r="4" fill="#ffffff" stroke="#b3261e" stroke-width="2"/>`, cx, bandTop-6)
 		}
-		if i%every == 0 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" fill="#1b1f24" transform="rotate(-35 %.1f %d)">#%d %s</text>`,
-				cx, labelTop, cx, labelTop, e.Revision, esc(shortType(e.Type)))
+		switch {
+		case slot >= flatLabelSlot:
+			// Wide slots: revision and type on two lines, cut to fit.
+			fit := max(4, int(slot-8)/charPixels)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#1b1f24"><tspan x="%.1f" font-weight="600">#%d</tspan><tspan x="%.1f" dy="14">%s</tspan></text>`,
+				cx, labelTop, cx, e.Revision, cx, esc(clipText(shortType(e.Type), fit)))
+		case i%every == 0:
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" fill="#1b1f24" transform="rotate(-40 %.1f %d)">#%d %s</text>`,
+				cx, labelTop-4, cx, labelTop-4, e.Revision, esc(clipText(shortType(e.Type), 16)))
 		}
 		fmt.Fprintf(&b, `<title>%s</title></g>`, esc(factTip(e, cur.Decimals)))
 	}
@@ -217,12 +235,22 @@ func orDash(s string) string {
 }
 
 // shortType drops the contract suffix, which every BookWorm type shares.
-func shortType(t string) string {
-	t = strings.TrimSuffix(t, "IntegrationEvent")
-	if len(t) > 28 {
-		t = t[:27] + "…"
+func shortType(t string) string { return strings.TrimSuffix(t, "IntegrationEvent") }
+
+// clipText cuts s to at most n characters, marking the cut.
+func clipText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
 	}
-	return t
+	return string(r[:n-1]) + "…"
+}
+
+func dashAttr(dash string) string {
+	if dash == "" {
+		return ""
+	}
+	return ` stroke-dasharray="` + dash + `"`
 }
 
 func formatMoney(v int64, decimals int) string { return domain.FormatMinor(v, decimals) }

@@ -159,6 +159,28 @@ func TestRenderTimelineNegativeAndEmpty(t *testing.T) {
 	assert.Contains(t, texts, "no facts")
 }
 
+func TestRenderTimelineManyFacts(t *testing.T) {
+	rep := projections.AuditReport{OrderID: "z"}
+	for i := range 300 {
+		rep.Entries = append(rep.Entries, projections.AuditEntry{Revision: uint64(i), Type: string(domain.FactPaymentChargebackReversed),
+			Disposition: domain.DispApplied, StatusAfter: domain.StatusChargebackReversed, Totals: domain.Totals{Captured: int64(i) * 100}})
+	}
+	els := parseSVG(t, RenderTimeline(rep, domain.DefaultCurrency()))
+	var labels, facts int
+	for _, el := range els {
+		if el.name == "text" && strings.Contains(el.attrs["transform"], "rotate") {
+			labels++
+		}
+		if el.name == "g" && el.attrs["class"] == "fact" {
+			facts++
+		}
+	}
+	assert.Equal(t, 300, facts, "every fact keeps its hover area")
+	assert.Positive(t, labels)
+	assert.LessOrEqual(t, labels, maxXLabels, "labels are thinned out")
+	assert.Equal(t, "390", els[0].attrs["height"])
+}
+
 func TestNiceStep(t *testing.T) {
 	for _, c := range []struct{ span, want int64 }{
 		{0, 100}, {1, 1}, {5, 1}, {6, 2}, {10, 2}, {11, 5}, {4999, 1000}, {5000, 1000}, {5001, 2000}, {123456789, 50000000},

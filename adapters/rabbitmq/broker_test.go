@@ -583,3 +583,43 @@ func TestReconnectLosesNothing(t *testing.T) {
 	require.Eventually(t, func() bool { return e.queueLen(e.cfg.Queue) == 0 }, 10*time.Second, 20*time.Millisecond, "all acked after reconnects")
 	assert.Equal(t, 0, e.queueLen(rabbitmq.ErrorQueue(e.cfg.Queue)))
 }
+
+func TestTopologyToleratesExchangeWithoutAlternate(t *testing.T) {
+	e := newEnv(t, nil)
+	// A MassTransit service declared the command exchange first, without
+	// the alternate-exchange argument.
+	shared := e.cfg.OutboundExchanges[1].Name
+	require.NoError(t, e.ch.ExchangeDeclare(shared, "fanout", true, false, false, false, nil))
+	b := e.broker(nil) // DeclareTopology must still succeed
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Bound consumer queue: delivered.
+	require.NoError(t, b.Publish(ctx, []rabbitmq.Publication{{Exchange: shared, MessageID: "c-1", Body: []byte(`{}`)}}))
+	assert.Equal(t, "c-1", e.drain(e.name("basket-place-order"), 1)[0].MessageId)
+
+	// And the other way round: a plain declaration of an exchange the
+	// ledger declared with the argument. Logged, not asserted: it is the
+	// broker's equivalence rule, documented for operators.
+	ch, err := e.raw.Channel()
+	require.NoError(t, err)
+	err = ch.ExchangeDeclare(e.cfg.OutboundExchanges[0].Name, "topic", true, false, false, false, nil)
+	t.Logf("plain redeclare of an exchange declared with alternate-exchange: %v", err)
+}
+
+func TestConnectGivesUpWithContext(t *testing.T) {
+	b, err := rabbitmq.New(rabbitmq.Config{URL: "amqp://guest:guest@127.0.0.1:1/", ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = b.Connect(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.NotContains(t, err.Error(), "guest:guest")
+	assert.False(t, b.Connected())
+	pctx, pcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer pcancel()
+	err = b.Publish(pctx, []rabbitmq.Publication{{Exchange: "x", MessageID: "1", Body: []byte(`{}`)}})
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "publish during an outage waits until ctx is done")
+	require.NoError(t, b.Close())
+	assert.ErrorIs(t, b.Consume(context.Background(), func(context.Context, []rabbitmq.Message) []rabbitmq.Verdict { return nil }), rabbitmq.ErrClosed)
+}

@@ -61,6 +61,11 @@ type Binding struct {
 type ExchangeSpec struct {
 	Name string
 	Kind string
+	// NoAlternate declares the exchange without the alternate-exchange
+	// argument. BookWorm's MassTransit services declare the command
+	// exchanges themselves, without arguments; a declaration with different
+	// arguments fails (406), so the ledger must not add one to theirs.
+	NoAlternate bool
 }
 
 // QueueBinding is a downstream consumer's queue (a BookWorm MassTransit
@@ -177,7 +182,7 @@ var BookWormCommands = []string{
 func DefaultOutboundExchanges() []ExchangeSpec {
 	out := []ExchangeSpec{{Name: DefaultOrderEventExchange, Kind: "topic"}}
 	for _, c := range BookWormCommands {
-		out = append(out, ExchangeSpec{Name: NamespaceBookWorm + ":" + c, Kind: "fanout"})
+		out = append(out, ExchangeSpec{Name: NamespaceBookWorm + ":" + c, Kind: "fanout", NoAlternate: true})
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"strconv"
 	"strings"
@@ -464,71 +463,99 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // checkJSON accepts exactly one JSON object, nested at most maxDepth deep,
-// without duplicate keys (compared case-insensitively, since MassTransit
-// and encoding/json read names case-insensitively: two spellings of one
-// field would be ambiguous).
+// without duplicate keys at any level (compared case-insensitively, since
+// MassTransit and encoding/json read names case-insensitively: two
+// spellings of one field would be ambiguous). b must be valid UTF-8.
 func checkJSON(b []byte, maxDepth int) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v) // for the position of the error
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	trimmed := bytes.TrimLeft(b, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return errors.New("body is not a JSON object")
+	}
+	return checkStructure(trimmed, maxDepth)
+}
+
+// keySet holds an object's keys; a slice while small, a map when large
+// (so a huge object cannot make the check quadratic).
+type keySet struct {
+	small []string
+	big   map[string]struct{}
+}
+
+func (k *keySet) add(key string) bool {
+	if k.big != nil {
+		if _, ok := k.big[key]; ok {
+			return false
+		}
+		k.big[key] = struct{}{}
+		return true
+	}
+	for _, s := range k.small {
+		if s == key {
+			return false
+		}
+	}
+	k.small = append(k.small, key)
+	if len(k.small) > 16 {
+		k.big = make(map[string]struct{}, 2*len(k.small))
+		for _, s := range k.small {
+			k.big[s] = struct{}{}
+		}
+		k.small = nil
+	}
+	return true
+}
+
+// checkStructure walks syntactically valid JSON (json.Valid passed) for
+// depth and duplicate keys.
+func checkStructure(b []byte, maxDepth int) error {
 	type frame struct {
-		keys   map[string]struct{}
 		object bool
 		expKey bool
+		keys   keySet
 	}
-	var stack []frame
-	first := true
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if first {
-				return errors.New("empty body")
+	stack := make([]frame, 0, 8)
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			j, esc := i+1, false
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+					esc = true
+				}
 			}
-			if len(stack) != 0 {
-				return errors.New("unexpected end of JSON")
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("invalid JSON: %w", err)
-		}
-		if first {
-			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return errors.New("body is not a JSON object")
-			}
-		} else if len(stack) == 0 {
-			return errors.New("data after the JSON object")
-		}
-		first = false
-		if len(stack) > 0 {
-			top := &stack[len(stack)-1]
-			if top.object && top.expKey {
-				if k, ok := tok.(string); ok {
-					lk := strings.ToLower(k)
-					if _, dup := top.keys[lk]; dup {
-						return fmt.Errorf("duplicate key %q", k)
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expKey {
+				var key string
+				if esc {
+					if err := json.Unmarshal(b[i:j+1], &key); err != nil {
+						return fmt.Errorf("invalid key: %w", err)
 					}
-					top.keys[lk] = struct{}{}
-					top.expKey = false
-					continue
+				} else {
+					key = string(b[i+1 : j])
 				}
-			} else if top.object {
-				top.expKey = true // this token is the value (or opens it)
+				if !stack[n-1].keys.add(strings.ToLower(key)) {
+					return fmt.Errorf("duplicate key %q", key)
+				}
+				stack[n-1].expKey = false
 			}
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if len(stack) >= maxDepth {
-					return fmt.Errorf("nested deeper than %d", maxDepth)
-				}
-				f := frame{object: d == '{', expKey: d == '{'}
-				if f.object {
-					f.keys = map[string]struct{}{}
-				}
-				stack = append(stack, f)
-			case '}', ']':
-				stack = stack[:len(stack)-1]
+			i = j
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return fmt.Errorf("nested deeper than %d", maxDepth)
+			}
+			stack = append(stack, frame{object: c == '{', expKey: c == '{'})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if n := len(stack); n > 0 && stack[n-1].object {
+				stack[n-1].expKey = true
 			}
 		}
 	}
+	return nil
 }

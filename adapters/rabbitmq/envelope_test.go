@@ -87,6 +87,7 @@ func TestDecodeBare(t *testing.T) {
 		{"dotted type", "OrderLedger.Contracts.PaymentChargebackIntegrationEvent", "", nil},
 		{"urn type", "urn:message:OrderLedger.Contracts:PaymentChargebackIntegrationEvent", "", nil},
 		{"exchange", "", "OrderLedger.Contracts:PaymentChargebackIntegrationEvent", nil},
+		{"prefixed exchange", "", "eu.OrderLedger.Contracts:PaymentChargebackIntegrationEvent", nil},
 		{"masstransit raw header", "", "", map[string]any{"MT-MessageType": "urn:message:OrderLedger.Contracts:PaymentChargebackIntegrationEvent"}},
 	}
 	for _, c := range cases {

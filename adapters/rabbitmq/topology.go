@@ -151,18 +151,19 @@ func (b *Broker) declareOn(ctx context.Context, s *session) error {
 	for _, x := range c.OutboundExchanges {
 		outbound[x.Name] = true
 		var xargs amqp.Table
-		if !c.NoAlternateExchangeArg {
+		if !c.NoAlternateExchangeArg && !x.NoAlternate {
 			xargs = amqp.Table{"alternate-exchange": c.UnroutableExchange}
 		}
 		err := exchange(x.Name, x.Kind, xargs)
-		if err != nil && xargs != nil && isCode(err, amqp.PreconditionFailed) {
-			// Declared earlier without the argument (by a MassTransit
-			// service, say): keep it, rely on mandatory + basic.return.
+		if err != nil && isCode(err, amqp.PreconditionFailed) {
+			// Declared earlier with other arguments (by a MassTransit
+			// service, or an older ledger): keep it as it is; mandatory
+			// publishing still reports anything it cannot route.
 			if perr := step("exchange "+x.Name, func(ch *amqp.Channel) error {
 				return ch.ExchangeDeclarePassive(x.Name, x.Kind, true, false, false, false, nil)
 			}); perr == nil {
-				b.log.Warn("outbound exchange exists without alternate-exchange; unroutable messages will be reported, not parked (set an alternate-exchange policy)",
-					zap.String("exchange", x.Name))
+				b.log.Warn("outbound exchange exists with other arguments; keeping it as declared",
+					zap.String("exchange", x.Name), zap.Bool("wanted_alternate_exchange", xargs != nil))
 				continue
 			}
 		}

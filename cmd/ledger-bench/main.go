@@ -40,6 +40,8 @@ type options struct {
 	appenders int
 	fixture   string // replay: reuse this store (built when missing)
 	keep      bool
+	// profileDir: the replay children write CPU profiles there.
+	profileDir string
 
 	verbose bool
 }
@@ -76,6 +78,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.facts, "facts", 1_000_000, "replay: facts in the store (3 per order)")
 	fs.IntVar(&o.appenders, "appenders", 64, "replay: concurrent appenders building the store")
 	fs.StringVar(&o.fixture, "fixture", "", "replay: store file to reuse (built there when missing)")
+	fs.StringVar(&o.profileDir, "profile", "", "replay: write each child's CPU profile into this directory")
 	fs.BoolVar(&o.keep, "keep", false, "keep temp dirs (store, logs) for inspection")
 	fs.BoolVar(&o.verbose, "v", false, "progress lines on stderr")
 	if err := fs.Parse(args); err != nil {

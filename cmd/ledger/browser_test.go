@@ -63,7 +63,9 @@ func startWebEnv(t *testing.T) *webEnv {
 			t.Errorf("read model projection: %v", err)
 		}
 	})
-	srv, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: browserToken, TailHeartbeat: time.Second}, httpapi.Deps{
+	// A short ReadTimeout proves long-lived responses (the tail) outlive it.
+	srv, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: browserToken, TailHeartbeat: time.Second,
+		ReadTimeout: 500 * time.Millisecond}, httpapi.Deps{
 		Log:    store,
 		Orders: rm,
 		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {
@@ -311,7 +313,10 @@ func TestHTTPAPIOverEmbeddedStore(t *testing.T) {
 	// The live tail: only what comes after it started, filtered by prefix,
 	// and resumable from Last-Event-ID.
 	tail := openTail(t, e.url+"/api/tail?prefix="+domain.StreamName(placing), "")
-	e.fact(domain.FactBasketDeletedComplete, closed, domain.NameUUID("basket", closed), 300) // another stream: filtered out
+	// Past the server's ReadTimeout: the tail must stay open.
+	time.Sleep(time.Second)
+	// Another stream: filtered out.
+	e.fact(domain.FactBasketDeletedComplete, closed, domain.NameUUID("basket", closed), 300)
 	id := e.fact(domain.FactBasketDeletedComplete, placing, domain.NameUUID("basket", placing), 1250, named)
 	got := tail.next(t)
 	assert.Equal(t, id, got.ID)
@@ -443,7 +448,7 @@ func artifactPath(t *testing.T, name string) string {
 func TestBrowserOrderPage(t *testing.T) {
 	chromium := chromiumPath(t)
 	e := startWebEnv(t)
-	fulfilled, _, _ := e.seed()
+	fulfilled, placing, _ := e.seed()
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium),
@@ -542,20 +547,37 @@ func TestBrowserOrderPage(t *testing.T) {
 	assert.Contains(t, eval(`document.querySelector('#tail').textContent`), "OrderRefundRequested")
 	last := eval(`document.querySelector('#timeline .timeline-entry:last-child').dataset.statusAfter`)
 	assert.Contains(t, []string{string(domain.StatusRefunding), string(domain.StatusRefunded)}, last)
-	// Let the read model catch up so the summary cards match the timeline.
-	e.waitStatus(fulfilled, domain.Status(last))
-	run("redraw with the settled read model",
-		chromedp.Navigate(e.url+"/ui/orders/"+fulfilled),
-		chromedp.WaitVisible(chromedp.CSS(`#timeline[data-count="4"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#money-chart svg`)),
-		chromedp.WaitVisible(chromedp.CSS(`#order-summary[data-status="`+last+`"]`)))
+	// The summary cards follow once the read model has folded the fact.
+	run("see the summary catch up",
+		chromedp.WaitVisible(chromedp.CSS(`#order-summary[data-status="`+last+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#money-chart svg .status-step[data-status="`+last+`"]`)))
+	// A fact on another order shows in the tail but leaves this page alone.
+	other := e.fact(domain.FactBasketDeletedComplete, placing, domain.NameUUID("basket", placing), 1250, named)
+	run("see the other order's fact",
+		chromedp.WaitVisible(chromedp.CSS(`#tail li[data-event-id="`+other+`"]`)))
+	assert.Equal(t, "2", eval(`String(document.querySelectorAll('#tail li.tail-event').length)`))
+	assert.Equal(t, "4", eval(`document.querySelector('#timeline').dataset.count`))
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	require.NoError(t, err)
-	require.Greater(t, len(png), 10_000)
-	path := artifactPath(t, "order-page.png")
-	require.NoError(t, os.WriteFile(path, png, 0o644))
-	t.Logf("order page screenshot: %s", path)
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.Greater(t, len(png), 10_000)
+		path := artifactPath(t, name)
+		require.NoError(t, os.WriteFile(path, png, 0o644))
+		t.Logf("screenshot: %s", path)
+	}
+	shot("order-page.png")
+
+	// The stream page shows each event's data and metadata as JSON.
+	run("open the stream page",
+		chromedp.Click(chromedp.CSS(`.links a[href^="/ui/streams/"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#stream-events .event[data-revision="3"]`)))
+	assert.Equal(t, "/ui/streams/"+domain.StreamName(fulfilled), eval(`location.pathname`))
+	data := eval(`document.querySelector('#stream-events .event .event-data').textContent`)
+	assert.Contains(t, data, "\n  \"orderId\": \""+fulfilled+"\"", "pretty-printed data")
+	assert.Contains(t, eval(`document.querySelector('#stream-events .event .event-metadata').textContent`), `"messageId"`)
+	shot("stream-page.png")
 
 	consoleMu.Lock()
 	defer consoleMu.Unlock()

@@ -118,7 +118,7 @@ func startService(ctx context.Context, c Config, logger *zap.Logger) (*service, 
 	obs := projectionObserver{m: s.metrics, log: func(msg, name string, err error) {
 		logger.Warn(msg, zap.String("projection", name), zap.Error(err))
 	}}
-	s.http, err = httpapi.New(httpapi.Config{Addr: c.HTTP.Addr, Token: c.HTTP.Token}, httpapi.Deps{
+	s.http, err = httpapi.New(httpapi.Config{Addr: c.HTTP.Addr, Token: c.HTTP.Token, Currency: c.currency()}, httpapi.Deps{
 		Log:    s.store,
 		Orders: s.rm,
 		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {

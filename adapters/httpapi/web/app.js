@@ -361,6 +361,10 @@
       timeline, notes,
       h('h2', {}, 'Events'), events);
 
+    let latest = -1; // last revision the audit saw
+
+    // summary draws the read model's row and returns the revision it
+    // covers (-1 when the row is missing).
     async function summary() {
       try {
         const s = await getJSON('/api/orders/' + encodeURIComponent(id));
@@ -374,10 +378,22 @@
           card('Facts', s.facts, h('span', { class: 'muted small' }, ` held ${s.held}, ignored ${s.ignored}, flags ${s.flags}`)),
           s.statusReason ? card('Reason', s.statusReason) : null);
         summaryBox.dataset.status = s.status;
+        summaryBox.dataset.revision = String(s.revision);
+        return s.revision;
       } catch (e) {
         if (e instanceof HttpError && e.status === 404) {
           summaryBox.replaceChildren(h('p', { class: 'muted' }, 'Not in the read model (yet). The audit below reads the stream itself.'));
         } else showError(summaryBox, e);
+        return -1;
+      }
+    }
+
+    // The read model follows the stream a moment later: ask again until it
+    // has caught up with what the audit showed.
+    async function settle(rev) {
+      for (let i = 0; i < 20 && rev < latest; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        rev = await summary();
       }
     }
 
@@ -390,6 +406,7 @@
         const rep = await getJSON('/api/orders/' + encodeURIComponent(id) + '/audit');
         timeline.replaceChildren(...rep.entries.map(timelineEntry));
         timeline.dataset.count = String(rep.entries.length);
+        if (rep.entries.length) latest = rep.entries[rep.entries.length - 1].revision;
         const parts = [];
         if (rep.held && rep.held.length) {
           parts.push(h('h3', {}, 'Held'), h('ul', { class: 'held' }, rep.held.map((n) => h('li', {}, `#${n.revision} ${shortType(n.type)}: ${n.reason || ''}`))));
@@ -419,8 +436,9 @@
     }
 
     async function all() {
-      await Promise.all([summary(), audit(), chart(), evs()]);
+      const [rev] = await Promise.all([summary(), audit(), chart(), evs()]);
       view().dataset.ready = '1';
+      await settle(rev);
     }
 
     // A new fact on this order redraws the page, once a burst has passed.

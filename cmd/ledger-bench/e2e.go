@@ -1,0 +1,558 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+)
+
+// stepCommand is the BookWorm command each step of a Fulfilled order
+// causes: checkout, basket deleted, completed.
+var stepCommand = [3]string{"PlaceOrderCommand", "DeleteBasketCompleteCommand", "CompleteOrderCommand"}
+
+// copies is how many of the ledger's declared consumer queues receive each
+// command (PlaceOrderCommand goes to basket and notification).
+func commandCopies() map[string]int {
+	m := map[string]int{}
+	for _, q := range rabbitmq.DefaultConsumerQueues() {
+		m[q.Exchange[len(rabbitmq.NamespaceBookWorm)+1:]]++
+	}
+	return m
+}
+
+type pendKey struct{ order, command string }
+
+// tracker pairs each inbound fact with the BookWorm command it causes and
+// counts everything the ledger publishes.
+type tracker struct {
+	mu         sync.Mutex
+	pending    map[pendKey]time.Time
+	recordFrom time.Time
+	recordTo   time.Time
+	lat        []time.Duration
+
+	inflight atomic.Int64
+	freed    chan struct{}
+
+	completed atomic.Int64             // facts whose command arrived
+	accel     atomic.Int64             // AccelByte events received
+	commands  map[string]*atomic.Int64 // command deliveries by name (all copies)
+	unmatched atomic.Int64             // command deliveries of unknown name
+	copies    map[string]int           // consumer queues per command
+}
+
+func newTracker() *tracker {
+	t := &tracker{pending: map[pendKey]time.Time{}, freed: make(chan struct{}, 1), commands: map[string]*atomic.Int64{}, copies: commandCopies()}
+	for _, c := range rabbitmq.BookWormCommands {
+		t.commands[c] = new(atomic.Int64)
+	}
+	return t
+}
+
+func (t *tracker) add(order, command string, at time.Time) {
+	t.mu.Lock()
+	t.pending[pendKey{order, command}] = at
+	t.mu.Unlock()
+	t.inflight.Add(1)
+}
+
+// forget undoes add for a fact whose publish failed.
+func (t *tracker) forget(order, command string) {
+	t.mu.Lock()
+	delete(t.pending, pendKey{order, command})
+	t.mu.Unlock()
+	t.inflight.Add(-1)
+}
+
+func (t *tracker) command(d *amqp.Delivery, now time.Time) {
+	c, ok := t.commands[d.Type]
+	if !ok {
+		t.unmatched.Add(1)
+		return
+	}
+	c.Add(1)
+	order, _ := d.Headers["x-ledger-order-id"].(string)
+	k := pendKey{order, d.Type}
+	t.mu.Lock()
+	at, ok := t.pending[k]
+	if ok {
+		delete(t.pending, k)
+		if !t.recordFrom.IsZero() && !at.Before(t.recordFrom) && at.Before(t.recordTo) {
+			t.lat = append(t.lat, now.Sub(at))
+		}
+	}
+	t.mu.Unlock()
+	if ok { // the first copy completes the fact
+		t.completed.Add(1)
+		t.inflight.Add(-1)
+		select {
+		case t.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitBelow blocks until fewer than limit facts are in flight.
+func (t *tracker) waitBelow(ctx context.Context, limit int64) error {
+	for t.inflight.Load() >= limit {
+		select {
+		case <-t.freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (t *tracker) record(from, to time.Time) {
+	t.mu.Lock()
+	t.recordFrom, t.recordTo = from, to
+	t.mu.Unlock()
+}
+
+// outbound is the number of messages the ledger published, as seen: each
+// AccelByte event once, each command once whatever its copies.
+func (t *tracker) outbound() float64 {
+	n := float64(t.accel.Load())
+	for name, c := range t.commands {
+		if k := t.copies[name]; k > 0 {
+			n += float64(c.Load()) / float64(k)
+		}
+	}
+	return n
+}
+
+func (t *tracker) deliveries() int64 {
+	n := t.accel.Load()
+	for _, c := range t.commands {
+		n += c.Load()
+	}
+	return n
+}
+
+type snapshot struct {
+	at                 time.Time
+	completed          int64
+	outbound           float64
+	deliveries         int64
+	published, pending int64
+}
+
+func (t *tracker) snap(pub *confirmPublisher) snapshot {
+	return snapshot{at: time.Now(), completed: t.completed.Load(), outbound: t.outbound(), deliveries: t.deliveries(),
+		published: pub.confirmed.Load(), pending: t.inflight.Load()}
+}
+
+// sequencer interleaves orders as a shop does: in each round it sends the
+// checkout of a new block of orders, the basket deletion of the previous
+// block and the completion of the one before, so an order's three facts
+// are spread over the log (about 2×block orders apart).
+type sequencer struct {
+	seed      uint64
+	block     int
+	blocks    [3][]traffic.Order // [0]: checkout, [1]: basket deleted, [2]: completed
+	round     int
+	i, sub    int
+	noNew     bool
+	published [3]int64
+}
+
+func newSequencer(seed uint64, block int) *sequencer {
+	s := &sequencer{seed: seed, block: block}
+	s.blocks[0] = traffic.Plan(seed, block, []traffic.Scenario{traffic.Fulfilled})
+	return s
+}
+
+// next returns the next (order, step); ok is false when a flush is done.
+func (s *sequencer) next() (traffic.Order, int, bool) {
+	for {
+		if s.blocks[0] == nil && s.blocks[1] == nil && s.blocks[2] == nil {
+			return traffic.Order{}, 0, false
+		}
+		if s.i >= s.block {
+			s.round++
+			s.i, s.sub = 0, 0
+			s.blocks[2], s.blocks[1], s.blocks[0] = s.blocks[1], s.blocks[0], nil
+			if !s.noNew {
+				s.blocks[0] = traffic.Plan(s.seed+uint64(s.round), s.block, []traffic.Scenario{traffic.Fulfilled})
+			}
+			continue
+		}
+		i, step := s.i, s.sub
+		if s.sub++; s.sub == 3 {
+			s.sub = 0
+			s.i++
+		}
+		if b := s.blocks[step]; b != nil {
+			s.published[step]++
+			return b[i], step, true
+		}
+	}
+}
+
+// flush stops new orders: the rest of the sequence finishes the open ones.
+func (s *sequencer) flush() { s.noNew = true }
+
+// e2eResult is what the ledger run measured.
+type e2eResult struct {
+	inbound, outbound, deliveries float64 // msg/s in the throughput window
+	halfRate                      float64
+	latN                          int
+	p50, p99, max                 time.Duration
+	latInbound                    float64 // achieved paced rate
+	vmHWM, vmRSS                  int64   // kB
+	orders, facts                 int64
+	verifyErr                     error
+	deadLettered, returned        float64
+	retries                       float64
+	warn, errs                    int
+}
+
+func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err error) {
+	dir, err := os.MkdirTemp("", "ledger-bench-e2e-")
+	if err != nil {
+		return res, err
+	}
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	} else {
+		r.note("ledger run kept in %s", dir)
+	}
+	bin := o.ledgerBin
+	if bin == "" {
+		o.progress("building ledger")
+		if bin, err = buildLedger(ctx, dir); err != nil {
+			return res, err
+		}
+	}
+	vh, err := newVhost(ctx, o.amqpURL, "ledger")
+	if err != nil {
+		return res, err
+	}
+	defer vh.delete()
+	lp, err := startLedger(ctx, bin, vh.url, dir)
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = lp.stop()
+		}
+	}()
+	o.progress("ledger %d ready on %s", lp.pid(), lp.http)
+
+	// Downstream: the AccelByte events on a queue bound to orderProcessing
+	// with #, and every BookWorm command queue the ledger declared.
+	cconn, err := amqp.DialConfig(vh.url, amqp.Config{Properties: amqp.Table{"connection_name": "ledger-bench downstream"}})
+	if err != nil {
+		return res, fmt.Errorf("dial downstream: %w", err)
+	}
+	defer cconn.Close()
+	sch, err := cconn.Channel()
+	if err != nil {
+		return res, err
+	}
+	const capture = "bench.accelbyte"
+	if _, err := sch.QueueDeclare(capture, true, false, false, false, nil); err != nil {
+		return res, fmt.Errorf("declare %s: %w", capture, err)
+	}
+	if err := sch.QueueBind(capture, "#", rabbitmq.DefaultOrderEventExchange, false, nil); err != nil {
+		return res, fmt.Errorf("bind %s: %w", capture, err)
+	}
+	tr := newTracker()
+	var stops []func() error
+	defer func() {
+		for _, s := range stops {
+			err = errors.Join(err, s())
+		}
+	}()
+	stop, err := batchConsume(cconn, capture, 512, func(*amqp.Delivery) { tr.accel.Add(1) })
+	if err != nil {
+		return res, err
+	}
+	stops = append(stops, stop)
+	for _, q := range rabbitmq.DefaultConsumerQueues() {
+		stop, err := batchConsume(cconn, q.Queue, 512, func(d *amqp.Delivery) { tr.command(d, time.Now()) })
+		if err != nil {
+			return res, err
+		}
+		stops = append(stops, stop)
+	}
+
+	pub, err := newConfirmPublisher(vh.url, o.ceilingWindow)
+	if err != nil {
+		return res, err
+	}
+	defer pub.close()
+	seq := newSequencer(uint64(time.Now().UnixNano()), 500)
+	send := func(ctx context.Context, ord traffic.Order, step int, at time.Time) error {
+		w, err := traffic.Encode(ord.Steps[step], traffic.MassTransit, traffic.MessageID(ord.ID, step), at)
+		if err != nil {
+			return err
+		}
+		tr.add(ord.ID, stepCommand[step], at)
+		err = pub.publish(ctx, w.Exchange, "", amqp.Publishing{ContentType: w.ContentType, MessageId: w.MessageID, Type: w.Type, Body: w.Body, Timestamp: at})
+		if err != nil {
+			tr.forget(ord.ID, stepCommand[step])
+		}
+		return err
+	}
+	// closedLoop publishes as fast as the ledger keeps up with window facts
+	// in flight, until ctx ends or the sequence is flushed.
+	closedLoop := func(ctx context.Context) error {
+		for ctx.Err() == nil {
+			if err := tr.waitBelow(ctx, int64(o.window)); err != nil {
+				return nil
+			}
+			ord, step, ok := seq.next()
+			if !ok {
+				return nil
+			}
+			if err := send(ctx, ord, step, time.Now()); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	drain := func(what string, limit time.Duration) error {
+		deadline := time.Now().Add(limit)
+		for tr.inflight.Load() > 0 {
+			if err := lp.alive(); err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %d facts still without their command after %s", what, tr.inflight.Load(), limit)
+			}
+			if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	// Phase 1: throughput.
+	o.progress("phase 1: closed window of %d facts, warmup %s, window %s", o.window, o.e2eWarmup, o.e2eDur)
+	pctx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- closedLoop(pctx) }()
+	if err := sleepCtx(ctx, o.e2eWarmup); err != nil {
+		stopPub()
+		return res, err
+	}
+	s0 := tr.snap(pub)
+	if err := sleepCtx(ctx, o.e2eDur); err != nil {
+		stopPub()
+		return res, err
+	}
+	s1 := tr.snap(pub)
+	stopPub()
+	if err := <-pubDone; err != nil {
+		return res, err
+	}
+	if err := lp.alive(); err != nil {
+		return res, err
+	}
+	d := s1.at.Sub(s0.at)
+	res.inbound = rate(float64(s1.completed-s0.completed), d)
+	res.outbound = rate(s1.outbound-s0.outbound, d)
+	res.deliveries = rate(float64(s1.deliveries-s0.deliveries), d)
+	o.progress("phase 1: inbound %.0f/s outbound %.0f/s; draining %d", res.inbound, res.outbound, tr.inflight.Load())
+	if err := drain("after the throughput phase", 60*time.Second); err != nil {
+		return res, err
+	}
+
+	// Phase 2: latency at half the rate, paced open loop; latency counts
+	// from each fact's scheduled time, so a stalled publisher is not hidden.
+	res.halfRate = res.inbound / 2
+	if res.halfRate < 1 {
+		return res, fmt.Errorf("ledger throughput %.1f facts/s is too low to pace a latency run", res.inbound)
+	}
+	o.progress("phase 2: %.0f facts/s for %s", res.halfRate, o.latencyDur)
+	warm := min(2*time.Second, o.latencyDur/4)
+	start := time.Now()
+	tr.record(start.Add(warm), start.Add(o.latencyDur))
+	interval := time.Duration(float64(time.Second) / res.halfRate)
+	sent := 0
+	for {
+		now := time.Now()
+		if now.Sub(start) >= o.latencyDur {
+			break
+		}
+		due := int(now.Sub(start) / interval)
+		for ; sent <= due; sent++ {
+			ord, step, _ := seq.next()
+			if err := send(ctx, ord, step, start.Add(time.Duration(sent)*interval)); err != nil {
+				return res, err
+			}
+		}
+		if err := sleepCtx(ctx, 200*time.Microsecond); err != nil {
+			return res, err
+		}
+	}
+	res.latInbound = rate(float64(sent), time.Since(start))
+	if err := drain("after the latency phase", 60*time.Second); err != nil {
+		return res, err
+	}
+	tr.mu.Lock()
+	lat := slices.Clone(tr.lat)
+	tr.mu.Unlock()
+	slices.Sort(lat)
+	res.latN = len(lat)
+	if len(lat) > 0 {
+		res.p50, res.p99, res.max = pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
+	}
+
+	// Finish the open orders, then check that everything came out.
+	seq.flush()
+	if err := closedLoop(ctx); err != nil {
+		return res, err
+	}
+	if err := drain("after the flush", 60*time.Second); err != nil {
+		return res, err
+	}
+	res.facts = seq.published[0] + seq.published[1] + seq.published[2]
+	res.orders = seq.published[2]
+	res.verifyErr = verify(ctx, tr, seq)
+	st, err := procStatus(lp.pid())
+	if err != nil {
+		return res, fmt.Errorf("read ledger RSS: %w", err)
+	}
+	res.vmHWM, res.vmRSS = st["VmHWM"], st["VmRSS"]
+	res.deadLettered, _ = lp.metric(ctx, "ledger_messages_dead_lettered_total")
+	res.returned, _ = lp.metric(ctx, "ledger_messages_returned_total")
+	res.retries, _ = lp.metric(ctx, "ledger_retries_total")
+	if n := pub.nacked.Load() + pub.returned.Load(); n > 0 {
+		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("%d inbound publishes nacked or returned", n))
+	}
+	stopped = true
+	if err := lp.stop(); err != nil {
+		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("ledger shutdown: %w", err))
+	}
+	res.warn, res.errs = lp.countLogLevels()
+	return res, nil
+}
+
+// verify waits until every expected outbound message arrived: one AccelByte
+// event per fact, each command once per consumer queue, nothing else.
+func verify(ctx context.Context, tr *tracker, seq *sequencer) error {
+	want := map[string]int64{
+		"PlaceOrderCommand":           seq.published[0] * int64(tr.copies["PlaceOrderCommand"]),
+		"DeleteBasketCompleteCommand": seq.published[1] * int64(tr.copies["DeleteBasketCompleteCommand"]),
+		"CompleteOrderCommand":        seq.published[2] * int64(tr.copies["CompleteOrderCommand"]),
+	}
+	wantAccel := seq.published[0] + seq.published[1] + seq.published[2]
+	check := func() error {
+		var errs []error
+		if got := tr.accel.Load(); got != wantAccel {
+			errs = append(errs, fmt.Errorf("AccelByte events: got %d, want %d", got, wantAccel))
+		}
+		for name, c := range tr.commands {
+			if got := c.Load(); got != want[name] {
+				errs = append(errs, fmt.Errorf("%s deliveries: got %d, want %d", name, got, want[name]))
+			}
+		}
+		if n := tr.unmatched.Load(); n > 0 {
+			errs = append(errs, fmt.Errorf("%d deliveries of unexpected types", n))
+		}
+		return errors.Join(errs...)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := check()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	return sorted[int(p*float64(len(sorted)-1)+0.5)]
+}
+
+// benchBrokerAndLedger measures the broker's ceiling and, with ledger, the
+// ledger end to end, and adds both to the report.
+func benchBrokerAndLedger(ctx context.Context, o options, r *report, ledger bool) error {
+	vh, err := newVhost(ctx, o.amqpURL, "ceiling")
+	if err != nil {
+		return err
+	}
+	types := []string{rabbitmq.QueueQuorum}
+	if o.ceilingClassic {
+		types = append(types, rabbitmq.QueueClassic)
+	}
+	var ceil []ceilingResult
+	for _, qt := range types {
+		c, err := brokerCeiling(ctx, o, vh.url, qt)
+		if err != nil {
+			vh.delete()
+			return fmt.Errorf("broker ceiling (%s): %w", qt, err)
+		}
+		ceil = append(ceil, c)
+	}
+	vh.delete()
+	for _, c := range ceil {
+		r.add("broker ceiling", fmt.Sprintf("%s queue: published+confirmed", c.queueType), fmtRate(c.published))
+		r.add("broker ceiling", fmt.Sprintf("%s queue: consumed+acked", c.queueType), fmtRate(c.acked))
+		r.add("broker ceiling", fmt.Sprintf("%s queue: ceiling (min of both)", c.queueType), fmtRate(c.rate))
+		if c.nacked+c.returned > 0 {
+			r.note("ceiling %s: %d nacked, %d returned", c.queueType, c.nacked, c.returned)
+		}
+	}
+	c0 := ceil[0]
+	r.note("ceiling: one publisher (confirm window %d, persistent, mandatory) into a durable fanout exchange bound to one durable queue, one consumer (prefetch 512, manual multiple-ack of what is at hand), %s measured after a %s warm-up; bodies are real MassTransit inbound envelopes of %d-%d B (avg %d B). Unit: one message published (confirmed) and consumed (acked) once.",
+		o.ceilingWindow, o.ceilingDur, min(2*time.Second, o.ceilingDur/4), c0.minBytes, c0.maxBytes, c0.avgBytes)
+	if !ledger {
+		return nil
+	}
+
+	res, err := benchLedger(ctx, o, r)
+	if err != nil {
+		return fmt.Errorf("ledger end to end: %w", err)
+	}
+	total := res.inbound + res.outbound
+	ratio := total / c0.rate
+	r.add("ledger e2e", "inbound facts consumed", fmtRate(res.inbound))
+	r.add("ledger e2e", "outbound messages published", fmtRate(res.outbound))
+	r.add("ledger e2e", "outbound deliveries (fanout copies)", fmtRate(res.deliveries))
+	r.add("ledger e2e", "inbound+outbound", fmtRate(total))
+	r.check("ledger e2e", "ratio to the quorum ceiling", fmt.Sprintf("%.0f%%", 100*ratio), ">= 50%", ratio >= 0.5)
+	if len(ceil) > 1 {
+		r.add("ledger e2e", "ratio to the classic ceiling", fmt.Sprintf("%.0f%%", 100*total/ceil[1].rate))
+	}
+	r.add("ledger latency", "paced inbound rate (half of max)", fmt.Sprintf("%.0f facts/s (asked %.0f)", res.latInbound, res.halfRate))
+	r.add("ledger latency", "samples", fmt.Sprint(res.latN))
+	r.add("ledger latency", "p50 fact -> command", fmtDur(res.p50))
+	r.check("ledger latency", "p99 fact -> command", fmtDur(res.p99), "<= 50 ms", res.latN > 0 && res.p99 <= 50*time.Millisecond)
+	r.add("ledger latency", "max fact -> command", fmtDur(res.max))
+	r.check("ledger memory", "service peak RSS (VmHWM)", fmtMB(res.vmHWM), "<= 150 MB", res.vmHWM <= 150*1024)
+	r.add("ledger memory", "service RSS at the end (VmRSS)", fmtMB(res.vmRSS))
+	r.note("ledger: `ledger serve` (embedded store, fsync on, quorum inbound queue, classic consumer queues) in its own vhost; %d Fulfilled orders, %d MassTransit facts in all; window %d facts in flight (published, command not yet received), %s warm-up then %s measured. Unit as the ceiling: inbound = facts published by the bench and consumed by the ledger; outbound = messages the ledger published and the bench consumed (3 AccelByte events + 3 commands per order; PlaceOrderCommand reaches 2 queues, its copies are counted once in 'published', each in 'deliveries').",
+		res.orders, res.facts, o.window, o.e2eWarmup, o.e2eDur)
+	r.note("latency: open loop paced at half the measured inbound rate for %s (first %s not sampled), from each fact's scheduled publish time to the first copy of its command (PlaceOrderCommand / DeleteBasketCompleteCommand / CompleteOrderCommand, matched by order id and command).",
+		o.latencyDur, min(2*time.Second, o.latencyDur/4))
+	if res.verifyErr != nil {
+		r.note("OUTBOUND CHECK FAILED: %v", res.verifyErr)
+	} else {
+		r.note("outbound check: every fact gave exactly its AccelByte event and its command copies; nothing else arrived.")
+	}
+	if res.deadLettered+res.returned+res.retries > 0 || res.errs > 0 {
+		r.note("ledger metrics: %.0f dead-lettered, %.0f returned, %.0f retries; log: %d warn, %d error lines", res.deadLettered, res.returned, res.retries, res.warn, res.errs)
+	}
+	return nil
+}

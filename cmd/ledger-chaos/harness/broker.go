@@ -1,0 +1,273 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+// Names the ledger uses with its default configuration.
+const (
+	LedgerQueue = rabbitmq.DefaultQueue
+	// CaptureQueue is the durable queue the harness binds to the AccelByte
+	// exchange: it outlives connection losses and broker restarts, where
+	// an exclusive capture queue would lose what arrived meanwhile.
+	CaptureQueue = "chaos-capture-orderProcessing"
+)
+
+// OutboundQueues maps every queue that receives the ledger's outbound
+// messages to the exchange feeding it: the BookWorm consumer queues the
+// ledger declares, and CaptureQueue.
+func OutboundQueues() map[string]string {
+	m := map[string]string{CaptureQueue: domain.AccelByteExchange}
+	for _, q := range rabbitmq.DefaultConsumerQueues() {
+		m[q.Queue] = q.Exchange
+	}
+	return m
+}
+
+// PrepareCapture declares CaptureQueue, bound to every AccelByte event. The
+// ledger must have declared its topology first.
+func PrepareCapture(amqpURL string) error {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	if _, err := ch.QueueDeclare(CaptureQueue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare %s: %w", CaptureQueue, err)
+	}
+	if err := ch.QueueBind(CaptureQueue, "#", domain.AccelByteExchange, false, nil); err != nil {
+		return fmt.Errorf("bind %s: %w", CaptureQueue, err)
+	}
+	return nil
+}
+
+// VhostOf returns the virtual host named by an AMQP URL.
+func VhostOf(amqpURL string) (string, error) {
+	u, err := amqp.ParseURI(amqpURL)
+	if err != nil {
+		return "", fmt.Errorf("parse amqp url: %w", err)
+	}
+	return u.Vhost, nil
+}
+
+// Ctl runs rabbitmqctl -q with args.
+func Ctl(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// QueueDepths returns, per queue of the vhost, ready plus unacked messages
+// and consumers (rabbitmqctl, so unacked deliveries are counted too).
+func QueueDepths(ctx context.Context, vhost string) (map[string][2]int, error) {
+	out, err := Ctl(ctx, "list_queues", "-p", vhost, "--no-table-headers", "name", "messages", "consumers")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][2]int{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		msgs, err1 := strconv.Atoi(f[1])
+		cons, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		m[f[0]] = [2]int{msgs, cons}
+	}
+	return m, nil
+}
+
+// ReadyCount is the ready (not unacked) messages of queue, by a passive
+// declare.
+func ReadyCount(amqpURL, queue string) (int, error) {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		return 0, fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, fmt.Errorf("open channel: %w", err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("inspect %s: %w", queue, err)
+	}
+	return q.Messages, nil
+}
+
+// Metrics scrapes the ledger's /metrics into name{labels} -> value.
+func Metrics(ctx context.Context, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, sc.Err()
+}
+
+// Ready reports whether GET /readyz answers 200.
+func Ready(ctx context.Context, base string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// WaitReady polls /readyz until it answers 200 and returns how long that
+// took.
+func WaitReady(ctx context.Context, base string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		if Ready(ctx, base) {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), fmt.Errorf("%s/readyz not 200 after %s", base, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// WaitQuiet waits until the ledger has consumed everything and both
+// projections have caught up with the log: its queue holds nothing (ready
+// or unacked), the consumed counter stood still across a few scrapes and
+// the projections' lag is 0.
+func WaitQuiet(ctx context.Context, amqpURL, base string, timeout time.Duration) error {
+	vhost, err := VhostOf(amqpURL)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	lagRM := fmt.Sprintf("ledger_projection_lag{projection=%q}", projections.ReadModelName)
+	lagLC := fmt.Sprintf("ledger_projection_lag{projection=%q}", projections.LifecycleName)
+	const consumed = "ledger_messages_consumed_total"
+	last, still := -1.0, 0
+	var why string
+	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ledger not quiet after %s: %s", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(1500 * time.Millisecond):
+		}
+		ready, err := ReadyCount(amqpURL, LedgerQueue)
+		if err != nil {
+			why = err.Error()
+			still = 0
+			continue
+		}
+		m, err := Metrics(ctx, base)
+		if err != nil {
+			why = err.Error()
+			still = 0
+			continue
+		}
+		c := m[consumed]
+		if ready > 0 || c != last {
+			why = fmt.Sprintf("%d ready, consumed %v", ready, c)
+			last, still = c, 0
+			continue
+		}
+		still++
+		lr, okR := m[lagRM]
+		ll, okL := m[lagLC]
+		if !okR || !okL || lr != 0 || ll != 0 {
+			why = fmt.Sprintf("projection lag: read model %v, lifecycle %v", lr, ll)
+			continue
+		}
+		if still < 3 {
+			continue
+		}
+		// The counters say done; the broker confirms nothing is unacked.
+		d, err := QueueDepths(ctx, vhost)
+		if err != nil {
+			why = err.Error()
+			continue
+		}
+		if n := d[LedgerQueue][0]; n != 0 {
+			why = fmt.Sprintf("%d messages still in %s", n, LedgerQueue)
+			still = 0
+			continue
+		}
+		return nil
+	}
+}
+
+// Vhost makes a fresh virtual host on the broker behind base, granting its
+// user everything on it; the returned URL points into it.
+func Vhost(ctx context.Context, base, name string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("parse amqp url: %w", err)
+	}
+	if _, err := Ctl(ctx, "add_vhost", name); err != nil {
+		return "", err
+	}
+	if _, err := Ctl(ctx, "set_permissions", "-p", name, u.User.Username(), ".*", ".*", ".*"); err != nil {
+		return "", err
+	}
+	u.Path = "/" + url.PathEscape(name)
+	return u.String(), nil
+}
