@@ -86,11 +86,11 @@ type Event struct {
 
 // Totals are an order's money, in minor units.
 type Totals struct {
-	Captured    int64 // the order total, once charged
-	Refunded    int64
-	ChargedBack int64
-	Reversed    int64 // chargebacks reversed (money back to the merchant)
-	Net         int64 // Captured - Refunded - ChargedBack + Reversed
+	Captured    int64 `json:"captured"` // the order total, once charged
+	Refunded    int64 `json:"refunded"`
+	ChargedBack int64 `json:"chargedBack"`
+	Reversed    int64 `json:"reversed"` // chargebacks reversed (money back to the merchant)
+	Net         int64 `json:"net"`      // Captured - Refunded - ChargedBack + Reversed
 }
 
 // outstanding is what can still be paid back: captured money not yet

@@ -66,17 +66,20 @@ func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) er
 	for _, re := range batch {
 		msgs, err := l.react(ctx, re)
 		if err != nil {
+			l.states.reset() // folds may be ahead of the checkpoint now
 			return err
 		}
 		out = append(out, msgs...)
 	}
 	if len(out) > 0 {
 		if err := l.pub.Publish(ctx, out); err != nil {
+			l.states.reset()
 			return fmt.Errorf("publish %d messages: %w", len(out), err)
 		}
 	}
 	last := batch[len(batch)-1].Position
 	if err := l.cps.SaveCheckpoint(ctx, LifecycleName, last); err != nil {
+		l.states.reset()
 		return fmt.Errorf("save %s checkpoint %s: %w", LifecycleName, last, err)
 	}
 	return nil
@@ -85,19 +88,19 @@ func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) er
 // react folds one recorded event and returns the messages its transitions
 // cause.
 func (l *Lifecycle) react(ctx context.Context, re domain.RecordedEvent) ([]domain.Outbound, error) {
-	s, n, err := l.states.before(ctx, re.Stream, re.Revision)
+	cf, err := l.states.at(ctx, re.Stream, re.Revision)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := toEvent(re)
-	if err != nil {
+	oc, ok, err := cf.apply(re)
+	if !ok {
 		l.cfg.Observer.Poison(LifecycleName, re, err)
-		l.states.remember(re.Stream, re.Revision, n, s)
 		return nil, nil
 	}
-	next, oc := domain.Evolve(l.cfg.Rules, s, ev)
-	l.states.remember(re.Stream, re.Revision, n+1, next)
-	return OutboundFor(l.cfg.Outbound, re.Stream, next, oc)
+	if len(oc.Transitions) == 0 {
+		return nil, nil
+	}
+	return OutboundFor(l.cfg.Outbound, re.Stream, cf.f.State(), oc)
 }
 
 // OutboundFor lists the messages an outcome's transitions cause.

@@ -51,22 +51,18 @@ func (o *Orders) handle(ctx context.Context, batch []domain.RecordedEvent) error
 	rows := make(map[string]Summary, len(batch))
 	order := make([]string, 0, len(batch))
 	for _, re := range batch {
-		s, n, err := o.states.before(ctx, re.Stream, re.Revision)
+		cf, err := o.states.at(ctx, re.Stream, re.Revision)
 		if err != nil {
+			o.states.reset()
 			return err
 		}
-		ev, err := toEvent(re)
-		if err != nil {
+		if _, ok, err := cf.apply(re); !ok {
 			o.cfg.Observer.Poison(ReadModelName, re, err)
-			o.states.remember(re.Stream, re.Revision, n, s)
-			continue
 		}
-		next, _ := domain.Evolve(o.cfg.Rules, s, ev)
-		o.states.remember(re.Stream, re.Revision, n+1, next)
 		if _, seen := rows[re.Stream]; !seen {
 			order = append(order, re.Stream)
 		}
-		rows[re.Stream] = SummaryOf(re.Stream, re.Revision, n+1, next)
+		rows[re.Stream] = SummaryOf(re.Stream, re.Revision, cf.facts, cf.f.State())
 	}
 	out := make([]Summary, 0, len(order))
 	for _, st := range order {
@@ -74,6 +70,7 @@ func (o *Orders) handle(ctx context.Context, batch []domain.RecordedEvent) error
 	}
 	last := batch[len(batch)-1].Position
 	if err := o.rm.Apply(ctx, ReadModelName, last, out); err != nil {
+		o.states.reset()
 		return fmt.Errorf("apply %d summaries at %s: %w", len(out), last, err)
 	}
 	return nil

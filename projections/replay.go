@@ -164,7 +164,7 @@ func foldStream(ctx context.Context, log domain.EventLog, rules domain.Rules, st
 	if err != nil {
 		return Summary{}, fmt.Errorf("read %s: %w", stream, err)
 	}
-	var s domain.State
+	fold := make([]domain.Event, 0, len(evs))
 	var last uint64
 	for _, re := range evs {
 		last = re.Revision
@@ -172,9 +172,9 @@ func foldStream(ctx context.Context, log domain.EventLog, rules domain.Rules, st
 		if err != nil {
 			continue // kept in the stream, shown by audit; nothing to fold
 		}
-		s, _ = domain.Evolve(rules, s, ev)
+		fold = append(fold, ev)
 	}
-	return SummaryOf(stream, last, len(evs), s), nil
+	return SummaryOf(stream, last, len(evs), domain.Fold(rules, fold)), nil
 }
 
 // differs reports whether a replay changed what the ledger says about an

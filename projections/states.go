@@ -8,59 +8,54 @@ import (
 	"github.com/bookworm-ledger/ledger/domain"
 )
 
-// states gives the fold state of a stream just before a given revision. It
-// keeps the most recent state per stream so following the log costs one
-// Evolve per event; on a miss it reads the stream's head and folds it.
+// states keeps, per stream, a fold positioned after the last event seen,
+// so following the log costs one Apply per event; on a miss it reads the
+// stream's head and folds it.
 type states struct {
 	log   domain.EventLog
 	rules domain.Rules
 	max   int
-	cache map[string]cachedState
+	cache map[string]*cachedFold
 }
 
-type cachedState struct {
-	next  uint64 // revision the state expects next
+type cachedFold struct {
+	next  uint64 // revision the fold expects next
 	facts int
-	state domain.State
+	f     *domain.Folder
 }
 
 func newStates(log domain.EventLog, rules domain.Rules, max int) *states {
 	if max <= 0 {
 		max = 50_000
 	}
-	return &states{log: log, rules: rules, max: max, cache: make(map[string]cachedState)}
+	return &states{log: log, rules: rules, max: max, cache: make(map[string]*cachedFold)}
 }
 
-// before returns the state of stream folded over revisions [0, rev).
-func (c *states) before(ctx context.Context, stream string, rev uint64) (domain.State, int, error) {
-	if cs, ok := c.cache[stream]; ok && cs.next == rev {
-		return cs.state, cs.facts, nil
+// at returns the fold of stream over revisions [0, rev). The caller applies
+// the event at rev and then calls advance.
+func (c *states) at(ctx context.Context, stream string, rev uint64) (*cachedFold, error) {
+	if cf, ok := c.cache[stream]; ok && cf.next == rev {
+		return cf, nil
 	}
-	if rev == 0 {
-		return domain.State{}, 0, nil
-	}
-	evs, err := c.log.ReadStream(ctx, stream, 0, domain.Forwards, int(rev))
-	if err != nil && !errors.Is(err, domain.ErrStreamNotFound) {
-		return domain.State{}, 0, fmt.Errorf("read %s before %d: %w", stream, rev, err)
-	}
-	var s domain.State
-	n := 0
-	for _, e := range evs {
-		if e.Revision >= rev {
-			break
+	cf := &cachedFold{f: domain.NewFolder(c.rules, domain.State{})}
+	if rev > 0 {
+		evs, err := c.log.ReadStream(ctx, stream, 0, domain.Forwards, int(rev))
+		if err != nil && !errors.Is(err, domain.ErrStreamNotFound) {
+			return nil, fmt.Errorf("read %s before %d: %w", stream, rev, err)
 		}
-		ev, err := toEvent(e)
-		if err != nil {
-			continue // undecodable facts are reported where they are met live
+		for _, e := range evs {
+			if e.Revision >= rev {
+				break
+			}
+			ev, err := toEvent(e)
+			if err != nil {
+				continue // undecodable facts are reported where they are met live
+			}
+			cf.f.Apply(ev)
+			cf.facts++
 		}
-		s, _ = domain.Evolve(c.rules, s, ev)
-		n++
 	}
-	return s, n, nil
-}
-
-// remember records the state after folding revision rev.
-func (c *states) remember(stream string, rev uint64, facts int, s domain.State) {
+	cf.next = rev
 	if len(c.cache) >= c.max {
 		// Forget about half, arbitrarily: a miss only costs a stream read.
 		drop := len(c.cache) / 2
@@ -72,8 +67,25 @@ func (c *states) remember(stream string, rev uint64, facts int, s domain.State) 
 			drop--
 		}
 	}
-	c.cache[stream] = cachedState{next: rev + 1, facts: facts, state: s}
+	c.cache[stream] = cf
+	return cf, nil
 }
+
+// apply folds the event at cf.next (re) into cf. A stored event that cannot
+// be decoded is skipped (ok false) and reported by the caller.
+func (cf *cachedFold) apply(re domain.RecordedEvent) (domain.Outcome, bool, error) {
+	cf.next = re.Revision + 1
+	ev, err := toEvent(re)
+	if err != nil {
+		return domain.Outcome{}, false, err
+	}
+	cf.facts++
+	return cf.f.Apply(ev), true, nil
+}
+
+// forget drops a stream whose fold may be ahead of what was stored, after
+// a failed batch.
+func (c *states) reset() { clear(c.cache) }
 
 // toEvent decodes a recorded event into the fold's input.
 func toEvent(e domain.RecordedEvent) (domain.Event, error) {

@@ -166,6 +166,12 @@ type sequencer struct {
 	i, sub    int
 	noNew     bool
 	published [3]int64
+	again     []pendingStep // not sent after all: next returns them first
+}
+
+type pendingStep struct {
+	ord  traffic.Order
+	step int
 }
 
 func newSequencer(seed uint64, block int) *sequencer {
@@ -176,6 +182,12 @@ func newSequencer(seed uint64, block int) *sequencer {
 
 // next returns the next (order, step); ok is false when a flush is done.
 func (s *sequencer) next() (traffic.Order, int, bool) {
+	if n := len(s.again); n > 0 {
+		p := s.again[n-1]
+		s.again = s.again[:n-1]
+		s.published[p.step]++
+		return p.ord, p.step, true
+	}
 	for {
 		if s.blocks[0] == nil && s.blocks[1] == nil && s.blocks[2] == nil {
 			return traffic.Order{}, 0, false
@@ -199,6 +211,13 @@ func (s *sequencer) next() (traffic.Order, int, bool) {
 			return b[i], step, true
 		}
 	}
+}
+
+// unread gives back a step that was not sent: an order's later steps must
+// not go out without it.
+func (s *sequencer) unread(ord traffic.Order, step int) {
+	s.published[step]--
+	s.again = append(s.again, pendingStep{ord, step})
 }
 
 // flush stops new orders: the rest of the sequence finishes the open ones.
@@ -306,6 +325,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 		err = pub.publish(ctx, w.Exchange, "", amqp.Publishing{ContentType: w.ContentType, MessageId: w.MessageID, Type: w.Type, Body: w.Body, Timestamp: at})
 		if err != nil {
 			tr.forget(ord.ID, stepCommand[step])
+			seq.unread(ord, step)
 		}
 		return err
 	}

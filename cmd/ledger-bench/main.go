@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	r := &report{out: out}
 	start := time.Now()
-	fmt.Fprintf(out, "ledger-bench %s: %s, %d CPUs, %s\n", part, time.Now().Format(time.RFC3339), numCPU(), goVersion())
+	fmt.Fprintf(out, "ledger-bench %s: %s, %d CPUs, %s, load average %s\n", part, time.Now().Format(time.RFC3339), numCPU(), goVersion(), loadAvg())
 	var err error
 	switch part {
 	case "all":
@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unknown part %q: use broker, e2e or replay (or nothing for all)", part)
 	}
 	r.print()
-	fmt.Fprintf(out, "\ntotal wall time %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(out, "\ntotal wall time %s; load average at the end %s (other work on this machine skews every figure)\n", time.Since(start).Round(time.Second), loadAvg())
 	return err
 }
 

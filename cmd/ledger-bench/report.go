@@ -113,3 +113,16 @@ func procStatus(pid int) (map[string]int64, error) {
 func numCPU() int { return runtime.NumCPU() }
 
 func goVersion() string { return runtime.Version() }
+
+// loadAvg is the 1, 5 and 15 minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

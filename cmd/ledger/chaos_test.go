@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
+	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/cmd/ledger-chaos/harness"
+)
+
+// The short forms of the chaos run (`make chaos` is the long one): the
+// service is killed, or loses its broker connections, while a load runs
+// in the test's own vhost; then the books are checked against the files
+// and the queues. Only vhost-scoped broker commands are used here: other
+// packages' tests share the broker.
+
+const (
+	chaosOrders   = 600 // Fulfilled orders, 3 facts each
+	chaosLoadTime = 12 * time.Second
+	chaosFaults   = 3
+)
+
+// kill9 kills the service with SIGKILL, as a crash would, and reaps it.
+func (in *instance) kill9() {
+	in.t.Helper()
+	require.NoError(in.t, in.cmd.Process.Kill())
+	_ = in.cmd.Wait()
+	in.cmd = nil
+}
+
+type chaosRun struct {
+	t      *testing.T
+	url    string
+	dir    string
+	in     *instance
+	seed   uint64
+	rng    *rand.Rand
+	loader *harness.Loader
+	done   chan loadOutcome
+	begin  time.Time
+}
+
+type loadOutcome struct {
+	load harness.Load
+	err  error
+}
+
+// startChaos starts the service and the load.
+func startChaos(t *testing.T) *chaosRun {
+	u := brokertest.Vhost(t)
+	dir := t.TempDir()
+	in := startLedger(t, u, dir)
+	require.NoError(t, harness.PrepareCapture(u))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	c := &chaosRun{t: t, url: u, dir: dir, in: in, seed: seed, rng: rand.New(rand.NewPCG(seed, 7)), done: make(chan loadOutcome, 1)}
+	c.loader = &harness.Loader{
+		URL:    u,
+		Orders: traffic.Plan(seed, chaosOrders, []traffic.Scenario{traffic.Fulfilled}),
+		Rate:   chaosOrders / chaosLoadTime.Seconds(),
+		GiveUp: time.Minute,
+	}
+	c.begin = time.Now()
+	go func() {
+		l, err := c.loader.Run(context.Background())
+		c.done <- loadOutcome{l, err}
+	}()
+	return c
+}
+
+// nextFault sleeps until a random moment of fault slot i while the load
+// runs.
+func (c *chaosRun) nextFault(i int) {
+	slot := chaosLoadTime / (chaosFaults + 1)
+	at := slot/2 + time.Duration(i)*slot + time.Duration(c.rng.Int64N(int64(slot)))
+	time.Sleep(time.Until(c.begin.Add(at)))
+}
+
+// finish waits for the load and the ledger, stops it and checks the books.
+func (c *chaosRun) finish(f harness.Faults) (harness.Load, harness.Report) {
+	t := c.t
+	out := <-c.done
+	require.NoError(t, out.err)
+	require.Equal(t, chaosOrders*3, out.load.Messages)
+	require.NoError(t, harness.WaitQuiet(context.Background(), c.url, "http://"+c.in.http, 90*time.Second), "logs:\n%s", c.in.logs.String())
+	c.in.stop()
+	rep, err := harness.Verify(context.Background(), c.url, c.dir, out.load)
+	require.NoError(t, err)
+	var tab bytes.Buffer
+	require.NoError(t, harness.WriteTable(&tab, out.load, f, rep))
+	t.Logf("\n%s", tab.String())
+
+	assert.Equal(t, chaosOrders*3, rep.MessagesIn)
+	assert.Equal(t, chaosOrders*3, rep.FactsStored, "every inbound message is a fact")
+	assert.Zero(t, rep.LostFacts, "lost facts: %v", rep.Problems)
+	assert.Zero(t, rep.DuplicateFacts, "duplicate facts: %v", rep.Problems)
+	assert.Zero(t, rep.ForeignFacts, "foreign facts: %v", rep.Problems)
+	assert.Zero(t, rep.Parked, "parked: %v", rep.Problems)
+	// Fulfilled: 3 AccelByte events and 3 commands, PlaceOrderCommand to two queues.
+	assert.Equal(t, chaosOrders*7, rep.OutboundExpected)
+	assert.Equal(t, rep.OutboundExpected, rep.OutboundDelivered, "every outbound message arrives: %v", rep.Problems)
+	assert.Zero(t, rep.ChangedIDs, "a re-publish keeps its id: %v", rep.Problems)
+	assert.Zero(t, rep.ReplayChanges, "read model equals a fresh replay: %v", rep.Problems)
+	assert.Zero(t, rep.LifecycleLag)
+	assert.Zero(t, rep.StatusDiffers, "every order ends FULFILLED")
+	assert.Empty(t, rep.Failures())
+	return out.load, rep
+}
+
+func TestChaosKill9UnderLoad(t *testing.T) {
+	t.Parallel()
+	c := startChaos(t)
+	var f harness.Faults
+	for i := range chaosFaults {
+		c.nextFault(i)
+		sent := c.loader.Sent()
+		c.in.kill9()
+		f.Kills++
+		start := time.Now()
+		c.in.start() // same data dir, same vhost; waits for /readyz
+		f.Recoveries = append(f.Recoveries, time.Since(start))
+		t.Logf("kill -9 #%d after %d messages sent", f.Kills, sent)
+	}
+	c.finish(f)
+	assert.Equal(t, chaosFaults, f.Kills)
+}
+
+func TestChaosBrokerConnectionsClosed(t *testing.T) {
+	t.Parallel()
+	c := startChaos(t)
+	vhost, err := harness.VhostOf(c.url)
+	require.NoError(t, err)
+	base := "http://" + c.in.http
+	var f harness.Faults
+	for i := range chaosFaults {
+		c.nextFault(i)
+		start := time.Now()
+		// Every connection of this vhost only: the ledger's and the loader's.
+		out, err := exec.Command("rabbitmqctl", "-q", "close_all_connections", "-p", vhost, "chaos test").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		f.ConnectionKills++
+		_, err = harness.WaitReady(context.Background(), base, 60*time.Second)
+		require.NoError(t, err, "the service reconnects by itself; logs:\n%s", c.in.logs.String())
+		f.Recoveries = append(f.Recoveries, time.Since(start))
+	}
+	m, err := harness.Metrics(context.Background(), base)
+	require.NoError(t, err)
+	reconnects := m[`ledger_retries_total{component="reconnect"}`]
+	load, _ := c.finish(f)
+	assert.GreaterOrEqual(t, reconnects, float64(chaosFaults), "the service noticed each lost connection and reconnected")
+	assert.GreaterOrEqual(t, load.Reconnects, 1, "the faults hit the loader too")
+}
