@@ -6,13 +6,13 @@
 // File layout (buckets):
 //
 //	all      position (uint64 big-endian) → encoded event record
-//	streams  name 0x00 0x00            → last revision, event count
-//	         name 0x00 0x01 revision   → position
+//	streams  name 0x00 0x01 revision   → position
 //	         name 0x00 0x02 event id   → revision, position
 //	meta     format version
 //
 // All keys of one stream are adjacent, so an append to a short stream
-// dirties one leaf page of streams plus the tail of all.
+// dirties one leaf page of streams plus the tail of all. A stream's last
+// revision is its highest revision key.
 //
 // Positions start at 1 and grow by one per event, so the zero
 // [domain.Position] sorts before every event. Stream names must not

@@ -116,7 +116,8 @@ type Log struct {
 	head   uint64        // position of the last committed event; 0: empty
 	headCh chan struct{} // closed and replaced whenever head moves
 
-	concurrency int // committer only: recent batch size, decaying
+	inflight    atomic.Int64 // Append calls in progress
+	concurrency int          // committer only: smoothed inflight
 }
 
 // Open opens or creates the event log file at path.
@@ -280,12 +281,11 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir do
 	var out []domain.RecordedEvent
 	var d decoder
 	err := l.view(func(tx *bbolt.Tx) error {
-		streams := tx.Bucket(bucketStreams)
-		meta := streams.Get(streamKey(stream, tagMeta, nil))
-		if meta == nil || len(meta) != 16 {
+		c := tx.Bucket(bucketStreams).Cursor()
+		last, ok := lastRevision(c, append([]byte(stream), 0))
+		if !ok {
 			return domain.ErrStreamNotFound
 		}
-		last := binary.BigEndian.Uint64(meta[0:8])
 		if dir == domain.Backwards && from > last {
 			from = last
 		}
@@ -294,7 +294,6 @@ func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir do
 		}
 		all := tx.Bucket(bucketAll)
 		prefix := streamKey(stream, tagRev, nil)
-		c := streams.Cursor()
 		k, v := c.Seek(streamKey(stream, tagRev, u64(from)))
 		if dir == domain.Backwards && (k == nil || !bytes.Equal(k[len(prefix):], u64(from))) {
 			// Revisions are contiguous, so this only happens if the
@@ -422,25 +421,26 @@ func (l *Log) ListStreams(ctx context.Context, prefix, after string, limit int) 
 		if after > prefix {
 			seek = after
 		}
-		k, v := c.Seek([]byte(seek))
+		k, _ := c.Seek([]byte(seek))
 		for k != nil && (limit <= 0 || len(out) < limit) {
 			end := bytes.IndexByte(k, 0)
-			if end < 0 || len(k) != end+2 || k[end+1] != tagMeta || len(v) != 16 {
+			if end < 0 {
 				return fmt.Errorf("stream key %q: %w", k, errCorrupt)
 			}
-			name := k[:end]
-			if !bytes.HasPrefix(name, []byte(prefix)) {
+			name := string(k[:end])
+			if !strings.HasPrefix(name, prefix) {
 				break
 			}
-			if string(name) > after {
-				out = append(out, domain.StreamInfo{
-					Name:         string(name),
-					LastRevision: binary.BigEndian.Uint64(v[0:8]),
-					Count:        binary.BigEndian.Uint64(v[8:16]),
-				})
+			if name > after {
+				last, ok := lastRevision(c, []byte(name+"\x00"))
+				if !ok {
+					return fmt.Errorf("stream %q without revisions: %w", name, errCorrupt)
+				}
+				// Revisions are contiguous from 0: nothing is ever removed.
+				out = append(out, domain.StreamInfo{Name: name, LastRevision: last, Count: last + 1})
 			}
 			// Skip the stream's other keys: they all sort before name+0x01.
-			k, v = c.Seek(append(name[:end:end], 1))
+			k, _ = c.Seek([]byte(name + "\x01"))
 		}
 		return nil
 	})

@@ -20,7 +20,7 @@ type appendReq struct {
 	expected domain.ExpectedRevision
 	recs     [][]byte // encoded records; revision and created patched at commit
 	idKeys   [][]byte // stream, 0x00, id
-	metaKey  []byte   // stream, 0x00, tagMeta
+	nameKey  []byte   // stream, 0x00: the prefix of its keys
 
 	res  domain.AppendResult
 	err  error
@@ -32,6 +32,8 @@ type appendReq struct {
 // one fsync. When ctx ends before the answer, the append may still land;
 // a retry with the same event ids is then reported as a duplicate.
 func (l *Log) Append(ctx context.Context, stream string, expected domain.ExpectedRevision, events ...domain.EventData) (domain.AppendResult, error) {
+	l.inflight.Add(1)
+	defer l.inflight.Add(-1)
 	r, err := newAppendReq(stream, expected, events)
 	if err != nil {
 		return domain.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
@@ -76,7 +78,7 @@ func newAppendReq(stream string, expected domain.ExpectedRevision, events []doma
 		expected: expected,
 		recs:     make([][]byte, len(events)),
 		idKeys:   make([][]byte, len(events)),
-		metaKey:  streamKey(stream, tagMeta, nil),
+		nameKey:  append([]byte(stream), 0),
 		done:     make(chan struct{}),
 	}
 	for i, e := range events {
@@ -110,14 +112,14 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// gather adds queued appends to batch. When appends have been
-// concurrent, it waits up to the window for as many as recent batches
-// held: appenders answered by the last commit are usually about to come
-// back, and one commit for all of them beats two half-full ones.
+// gather adds queued appends to batch. When appends are concurrent, it
+// waits up to the window until the batch holds as many appends as there
+// are appenders: those answered by the last commit are usually about to
+// come back, and one commit for all of them beats two half-full ones.
+// The appender count is the number of Append calls in progress, smoothed
+// so that it decays rather than drops.
 func (l *Log) gather(batch []*appendReq) []*appendReq {
-	defer func() {
-		l.concurrency = max(len(batch), l.concurrency-l.concurrency/8)
-	}()
+	l.concurrency = max(int(l.inflight.Load()), l.concurrency-l.concurrency/8)
 drain:
 	for len(batch) < l.cfg.MaxBatch {
 		select {
@@ -255,12 +257,7 @@ type writer struct {
 // apply sets r.res or r.err for a rule outcome and returns nil; it returns
 // an error only when a write failed and the transaction must be dropped.
 func (w *writer) apply(r *appendReq) error {
-	var last, count uint64
-	meta := w.streams.Get(r.metaKey)
-	exists := meta != nil
-	if exists {
-		last, count = binary.BigEndian.Uint64(meta[0:8]), binary.BigEndian.Uint64(meta[8:16])
-	}
+	last, exists := lastRevision(w.streams.Cursor(), r.nameKey)
 
 	dups := 0
 	var dupRev, dupPos uint64
@@ -292,7 +289,7 @@ func (w *writer) apply(r *appendReq) error {
 	}
 	// bbolt keeps the key and value slices until commit: one fresh slab
 	// per append holds them.
-	name := r.metaKey[:len(r.metaKey)-1] // stream, 0x00
+	name := r.nameKey
 	slab := make([]byte, 0, len(r.recs)*(8+len(name)+9+16))
 	for i, rec := range r.recs {
 		w.pos++
@@ -316,12 +313,6 @@ func (w *writer) apply(r *appendReq) error {
 			return fmt.Errorf("write id index %d: %w", i, err)
 		}
 		rev++
-	}
-	metaVal := make([]byte, 16)
-	binary.BigEndian.PutUint64(metaVal[0:8], rev-1)
-	binary.BigEndian.PutUint64(metaVal[8:16], count+uint64(len(r.recs)))
-	if err := w.streams.Put(r.metaKey, metaVal); err != nil {
-		return fmt.Errorf("write stream: %w", err)
 	}
 	w.written += uint64(len(r.recs))
 	r.res = domain.AppendResult{NextRevision: rev - 1, Position: domain.Position{Commit: w.pos, Prepare: w.pos}}

@@ -1,11 +1,14 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/bookworm-ledger/ledger/domain"
 )
@@ -70,7 +73,9 @@ func recordStream(b []byte) ([]byte, error) {
 type decoder struct {
 	chunk   []byte
 	names   map[string]string
-	pending []int // indexes into out whose ID is still the raw 16 bytes in rawIDs
+	stream  string // last stream name
+	typ     string // last type
+	pending []int  // indexes into out whose ID is still the raw 16 bytes in rawIDs
 	rawIDs  []byte
 }
 
@@ -92,8 +97,14 @@ func (d *decoder) bytes(b []byte) []byte {
 	return out
 }
 
-func (d *decoder) intern(b []byte) string {
+// intern returns b as a string, shared with earlier equal names: events
+// of a read mostly repeat a few types, and streams come in runs.
+func (d *decoder) intern(b []byte, last *string) string {
+	if *last == string(b) {
+		return *last
+	}
 	if s, ok := d.names[string(b)]; ok {
+		*last = s
 		return s
 	}
 	if d.names == nil || len(d.names) > 4096 {
@@ -101,6 +112,7 @@ func (d *decoder) intern(b []byte) string {
 	}
 	s := string(b)
 	d.names[s] = s
+	*last = s
 	return s
 }
 
@@ -129,10 +141,10 @@ func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]do
 	d.pending = append(d.pending, len(out))
 	d.rawIDs = append(d.rawIDs, b[17:33]...)
 	return append(out, domain.RecordedEvent{
-		Stream:   d.intern(stream),
+		Stream:   d.intern(stream, &d.stream),
 		Revision: binary.BigEndian.Uint64(b[1:9]),
 		Position: domain.Position{Commit: pos, Prepare: pos},
-		Type:     d.intern(typ),
+		Type:     d.intern(typ, &d.typ),
 		Data:     d.bytes(data),
 		Metadata: d.bytes(meta),
 		Created:  time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC(),
@@ -219,13 +231,30 @@ func u64(v uint64) []byte {
 }
 
 // Key tags in the streams bucket. Every key of a stream starts with its
-// name and 0x00, so one stream's keys are adjacent: an append usually
-// dirties a single leaf page there, which keeps commits small.
+// name and 0x00, so one stream's keys are adjacent: an append to a short
+// stream dirties a single leaf page there, which keeps commits small.
+// There is no per-stream summary key, which would be one more write per
+// append: the last revision is the highest revision key.
 const (
-	tagMeta = 0x00 // → last revision, count
-	tagRev  = 0x01 // + revision → position
-	tagID   = 0x02 // + event id → revision, position
+	tagRev = 0x01 // + revision → position
+	tagID  = 0x02 // + event id → revision, position
 )
+
+// lastRevision returns the last revision of the stream whose keys start
+// with name (stream, 0x00), and false when it has no events. The key just
+// before the stream's first id key is its highest revision key.
+func lastRevision(c *bbolt.Cursor, name []byte) (uint64, bool) {
+	k, _ := c.Seek(append(name[:len(name):len(name)], tagID))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	if len(k) != len(name)+9 || k[len(name)] != tagRev || !bytes.Equal(k[:len(name)], name) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(name)+1:]), true
+}
 
 // streamKey is name, 0x00, tag, suffix.
 func streamKey(stream string, tag byte, suffix []byte) []byte {

@@ -80,7 +80,7 @@ func TestBatchWriteFailure(t *testing.T) {
 	// Built around validation: a name beyond bbolt's key size limit
 	// fails inside the transaction, after its record was written.
 	huge := strings.Repeat("x", 40000)
-	bad := &appendReq{stream: huge, metaKey: streamKey(huge, tagMeta, nil), done: make(chan struct{})}
+	bad := &appendReq{stream: huge, nameKey: append([]byte(huge), 0), done: make(chan struct{})}
 	id := [16]byte{1}
 	bad.recs = [][]byte{encodeRecord(huge, 0, 0, id, ev(2))}
 	bad.idKeys = [][]byte{streamKey(huge, tagID, id[:])}

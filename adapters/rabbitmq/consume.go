@@ -77,6 +77,7 @@ const (
 	HeaderOriginalQueue    = "x-ledger-first-death-queue"
 	HeaderDeathReason      = "x-ledger-first-death-reason"
 	HeaderDeliveryCount    = "x-ledger-delivery-count"
+	HeaderEnvelopeID       = "x-ledger-envelope-id" // the envelope id of a parked message whose AMQP message_id was empty
 )
 
 type item struct {
@@ -423,17 +424,15 @@ func (b *Broker) parking(it *item) Publication {
 	h[HeaderOriginalQueue] = b.cfg.Queue
 	h[HeaderDeathReason] = death
 	h[HeaderDeliveryCount] = int64(it.msg.DeliveryCount)
-	id := d.MessageId
-	if id == "" {
-		id = it.msg.MessageID
+	if d.MessageId == "" && it.msg.MessageID != "" {
+		h[HeaderEnvelopeID] = it.msg.MessageID // the envelope's id, for finding it again
 	}
-	if id == "" {
-		// Publish needs an id; this one is only for the parked copy.
-		id = fmt.Sprintf("ledger-parked-%s-%d-%d", b.cfg.Queue, time.Now().UnixNano(), d.DeliveryTag)
-	}
+	// The copy keeps the original's properties as they were (an empty
+	// content type or message id stays empty), so re-driving it from the
+	// parking queue is judged exactly as the original was.
 	return Publication{
-		Exchange: "", RoutingKey: target, MessageID: id, CorrelationID: d.CorrelationId,
-		Type: d.Type, ContentType: d.ContentType, Body: d.Body, Headers: h, Timestamp: d.Timestamp,
+		Exchange: "", RoutingKey: target, MessageID: d.MessageId, CorrelationID: d.CorrelationId,
+		Type: d.Type, ContentType: d.ContentType, Body: d.Body, Headers: h, Timestamp: d.Timestamp, Verbatim: true,
 	}
 }
 

@@ -24,6 +24,10 @@ type Publication struct {
 	Body          []byte
 	Headers       map[string]any
 	Timestamp     time.Time // zero: now
+	// Verbatim sends ContentType and MessageID exactly as given, even
+	// empty: a dead-lettered copy must not claim a content type or an
+	// identity its original did not have.
+	Verbatim bool
 }
 
 // Sentinels a PublishError matches (errors.Is).
@@ -179,7 +183,7 @@ func (b *Broker) Publish(ctx context.Context, pubs []Publication) error {
 	msgs := make([]amqp.Publishing, len(pubs))
 	for i := range pubs {
 		p := &pubs[i]
-		if p.MessageID == "" {
+		if p.MessageID == "" && !p.Verbatim {
 			return fmt.Errorf("publish to %q: publication %d has no message id", p.Exchange, i)
 		}
 		headers, err := toTable(p.Headers)
@@ -187,7 +191,7 @@ func (b *Broker) Publish(ctx context.Context, pubs []Publication) error {
 			return fmt.Errorf("publish %s: headers: %w", p.MessageID, err)
 		}
 		ct := p.ContentType
-		if ct == "" {
+		if ct == "" && !p.Verbatim {
 			ct = ContentTypeJSON
 		}
 		ts := p.Timestamp

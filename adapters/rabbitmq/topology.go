@@ -100,10 +100,23 @@ func (b *Broker) declareOn(ctx context.Context, s *session) error {
 		})
 	}
 	queue := func(name string, args amqp.Table) error {
-		return step("queue "+name, func(ch *amqp.Channel) error {
+		err := step("queue "+name, func(ch *amqp.Channel) error {
 			_, err := ch.QueueDeclare(name, true, false, false, false, args)
 			return err
 		})
+		if err != nil && isCode(err, amqp.PreconditionFailed) {
+			// Queue arguments cannot change once declared (an older
+			// delivery limit, say): keep the queue and say how to change it.
+			if perr := step("queue "+name, func(ch *amqp.Channel) error {
+				_, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+				return err
+			}); perr == nil {
+				b.log.Warn("queue exists with other arguments; keeping it as declared (change them with a policy, or delete the queue when it is empty)",
+					zap.String("queue", name), zap.Error(err))
+				return nil
+			}
+		}
+		return err
 	}
 	bind := func(q, ex, key string) error {
 		return step(fmt.Sprintf("binding %s -> %s", ex, q), func(ch *amqp.Channel) error {

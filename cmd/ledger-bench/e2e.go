@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,12 @@ func commandCopies() map[string]int {
 
 type pendKey struct{ order, command string }
 
+type latSample struct {
+	at  time.Time
+	d   time.Duration
+	cmd string
+}
+
 // tracker pairs each inbound fact with the BookWorm command it causes and
 // counts everything the ledger publishes.
 type tracker struct {
@@ -39,7 +46,7 @@ type tracker struct {
 	pending    map[pendKey]time.Time
 	recordFrom time.Time
 	recordTo   time.Time
-	lat        []time.Duration
+	lat        []latSample
 
 	inflight atomic.Int64
 	freed    chan struct{}
@@ -88,7 +95,7 @@ func (t *tracker) command(d *amqp.Delivery, now time.Time) {
 	if ok {
 		delete(t.pending, k)
 		if !t.recordFrom.IsZero() && !at.Before(t.recordFrom) && at.Before(t.recordTo) {
-			t.lat = append(t.lat, now.Sub(at))
+			t.lat = append(t.lat, latSample{at: at, d: now.Sub(at), cmd: d.Type})
 		}
 	}
 	t.mu.Unlock()
@@ -225,17 +232,42 @@ func (s *sequencer) flush() { s.noNew = true }
 
 // e2eResult is what the ledger run measured.
 type e2eResult struct {
-	inbound, outbound, deliveries float64 // msg/s in the throughput window
-	halfRate                      float64
-	latN                          int
-	p50, p99, max                 time.Duration
-	latInbound                    float64 // achieved paced rate
-	vmHWM, vmRSS                  int64   // kB
-	orders, facts                 int64
-	verifyErr                     error
-	deadLettered, returned        float64
-	retries                       float64
-	warn, errs                    int
+	inbound, outbound, deliveries  float64 // msg/s in the throughput window
+	halfRate                       float64
+	latN                           int
+	p50, p99, max                  time.Duration
+	latInbound                     float64 // achieved paced rate
+	vmHWM, vmRSS, rssAnon, rssFile int64   // kB
+	orders, facts                  int64
+	verifyErr                      error
+	deadLettered, returned         float64
+	retries                        float64
+	warn, errs                     int
+	confirm                        histogram // the ledger's outbound publish->confirm times in the latency run
+	where                          string    // where the in-flight facts were at the end of the throughput window
+}
+
+// whereIsTheBacklog says where the facts in flight wait: in the ledger's
+// inbound queue (the consumer is the bottleneck), behind a projection
+// (its lag), or in the outbound queues (downstream).
+func whereIsTheBacklog(ctx context.Context, ch *amqp.Channel, lp *ledgerProc) string {
+	var parts []string
+	if q, err := ch.QueueDeclarePassive(rabbitmq.DefaultQueue, true, false, false, false, nil); err == nil {
+		parts = append(parts, fmt.Sprintf("inbound queue %d ready", q.Messages))
+	}
+	for _, name := range []string{"lifecycle", "readmodel"} {
+		if v, err := lp.metricLabel(ctx, "ledger_projection_lag", name); err == nil {
+			parts = append(parts, fmt.Sprintf("%s lag %.0f events", name, v))
+		}
+	}
+	downstream := 0
+	for _, qb := range append(rabbitmq.DefaultConsumerQueues(), rabbitmq.QueueBinding{Queue: "bench.accelbyte"}) {
+		if q, err := ch.QueueDeclarePassive(qb.Queue, true, false, false, false, nil); err == nil {
+			downstream += q.Messages
+		}
+	}
+	parts = append(parts, fmt.Sprintf("outbound queues %d ready", downstream))
+	return strings.Join(parts, ", ")
 }
 
 func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err error) {
@@ -380,6 +412,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 		return res, err
 	}
 	s1 := tr.snap(pub)
+	res.where = whereIsTheBacklog(ctx, sch, lp)
 	stopPub()
 	if err := <-pubDone; err != nil {
 		return res, err
@@ -404,6 +437,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	}
 	o.progress("phase 2: %.0f facts/s for %s", res.halfRate, o.latencyDur)
 	warm := min(2*time.Second, o.latencyDur/4)
+	h0, _ := lp.histogram(ctx, "ledger_publish_confirm_seconds")
 	start := time.Now()
 	tr.record(start.Add(warm), start.Add(o.latencyDur))
 	interval := time.Duration(float64(time.Second) / res.halfRate)
@@ -425,12 +459,24 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 		}
 	}
 	res.latInbound = rate(float64(sent), time.Since(start))
+	if h1, err := lp.histogram(ctx, "ledger_publish_confirm_seconds"); err == nil {
+		res.confirm = h1.minus(h0)
+	}
 	if err := drain("after the latency phase", 60*time.Second); err != nil {
 		return res, err
 	}
 	tr.mu.Lock()
-	lat := slices.Clone(tr.lat)
+	samples := slices.Clone(tr.lat)
 	tr.mu.Unlock()
+	if o.latencyCSV != "" {
+		if err := writeLatencies(o.latencyCSV, start, samples); err != nil {
+			return res, err
+		}
+	}
+	lat := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		lat[i] = s.d
+	}
 	slices.Sort(lat)
 	res.latN = len(lat)
 	if len(lat) > 0 {
@@ -452,7 +498,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	if err != nil {
 		return res, fmt.Errorf("read ledger RSS: %w", err)
 	}
-	res.vmHWM, res.vmRSS = st["VmHWM"], st["VmRSS"]
+	res.vmHWM, res.vmRSS, res.rssAnon, res.rssFile = st["VmHWM"], st["VmRSS"], st["RssAnon"], st["RssFile"]
 	res.deadLettered, _ = lp.metric(ctx, "ledger_messages_dead_lettered_total")
 	res.returned, _ = lp.metric(ctx, "ledger_messages_returned_total")
 	res.retries, _ = lp.metric(ctx, "ledger_retries_total")
@@ -561,11 +607,15 @@ func benchBrokerAndLedger(ctx context.Context, o options, r *report, ledger bool
 	r.check("ledger latency", "p99 fact -> command", fmtDur(res.p99), "<= 50 ms", res.latN > 0 && res.p99 <= 50*time.Millisecond)
 	r.add("ledger latency", "max fact -> command", fmtDur(res.max))
 	r.check("ledger memory", "service peak RSS (VmHWM)", fmtMB(res.vmHWM), "<= 150 MB", res.vmHWM <= 150*1024)
-	r.add("ledger memory", "service RSS at the end (VmRSS)", fmtMB(res.vmRSS))
+	r.add("ledger memory", "service RSS at the end: anon + file", fmt.Sprintf("%s + %s", fmtMB(res.rssAnon), fmtMB(res.rssFile)))
 	r.note("ledger: `ledger serve` (embedded store, fsync on, quorum inbound queue, classic consumer queues) in its own vhost; %d Fulfilled orders, %d MassTransit facts in all; window %d facts in flight (published, command not yet received), %s warm-up then %s measured. Unit as the ceiling: inbound = facts published by the bench and consumed by the ledger; outbound = messages the ledger published and the bench consumed (3 AccelByte events + 3 commands per order; PlaceOrderCommand reaches 2 queues, its copies are counted once in 'published', each in 'deliveries').",
 		res.orders, res.facts, o.window, o.e2eWarmup, o.e2eDur)
 	r.note("latency: open loop paced at half the measured inbound rate for %s (first %s not sampled), from each fact's scheduled publish time to the first copy of its command (PlaceOrderCommand / DeleteBasketCompleteCommand / CompleteOrderCommand, matched by order id and command).",
 		o.latencyDur, min(2*time.Second, o.latencyDur/4))
+	if c := res.confirm; c.count > 0 {
+		r.add("ledger latency", "outbound publish->confirm (ledger metric)", fmt.Sprintf("mean %s, p50 <= %s, p99 <= %s", fmtDur(time.Duration(c.sum/c.count*1e9)), fmtDur(c.quantile(0.5)), fmtDur(c.quantile(0.99))))
+	}
+	r.note("backlog at the end of the throughput window (lag gauges refresh every 2s): %s", res.where)
 	if res.verifyErr != nil {
 		r.note("OUTBOUND CHECK FAILED: %v", res.verifyErr)
 	} else {
@@ -575,4 +625,15 @@ func benchBrokerAndLedger(ctx context.Context, o options, r *report, ledger bool
 		r.note("ledger metrics: %.0f dead-lettered, %.0f returned, %.0f retries; log: %d warn, %d error lines", res.deadLettered, res.returned, res.retries, res.warn, res.errs)
 	}
 	return nil
+}
+
+// writeLatencies writes every latency sample (offset of its scheduled
+// publish from the start of the run, latency, command) as CSV.
+func writeLatencies(path string, start time.Time, samples []latSample) error {
+	var b strings.Builder
+	b.WriteString("offset_ms,latency_ms,command\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%.3f,%.3f,%s\n", float64(s.at.Sub(start))/1e6, float64(s.d)/1e6, s.cmd)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -190,7 +191,7 @@ func (p *ledgerProc) metric(ctx context.Context, name string) (float64, error) {
 	}
 	var sum float64
 	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(l, name) || (len(l) > len(name) && l[len(name)] != ' ' && l[len(name)] != '{') {
+		if !strings.HasPrefix(l, name) || (len(l) > len(name) && l[len(name)] != ' ' && l[len(name)] != '{' && !strings.HasSuffix(name, "}")) {
 			continue
 		}
 		fs := strings.Fields(l)
@@ -199,4 +200,82 @@ func (p *ledgerProc) metric(ctx context.Context, name string) (float64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// metricLabel reads the sample of a family whose only label value is value.
+func (p *ledgerProc) metricLabel(ctx context.Context, name, value string) (float64, error) {
+	return p.metric(ctx, name+`{projection="`+value+`"}`)
+}
+
+// histogram is a Prometheus histogram: cumulative bucket counts by upper
+// bound, sum and count.
+type histogram struct {
+	le         []float64
+	cum        []float64
+	sum, count float64
+}
+
+func (h histogram) minus(o histogram) histogram {
+	out := histogram{le: h.le, cum: make([]float64, len(h.cum)), sum: h.sum - o.sum, count: h.count - o.count}
+	for i := range h.cum {
+		out.cum[i] = h.cum[i]
+		if i < len(o.cum) {
+			out.cum[i] -= o.cum[i]
+		}
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket holding quantile q.
+func (h histogram) quantile(q float64) time.Duration {
+	for i, c := range h.cum {
+		if c >= q*h.count {
+			if math.IsInf(h.le[i], 1) {
+				break
+			}
+			return time.Duration(h.le[i] * 1e9)
+		}
+	}
+	return -1
+}
+
+func (p *ledgerProc) histogram(ctx context.Context, name string) (histogram, error) {
+	var h histogram
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.http+"/metrics", nil)
+	if err != nil {
+		return h, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return h, fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return h, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(l)
+		if len(fs) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fs[1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(fs[0], name+`_bucket{le="`):
+			bound := strings.TrimSuffix(strings.TrimPrefix(fs[0], name+`_bucket{le="`), `"}`)
+			le, err := strconv.ParseFloat(bound, 64)
+			if err != nil {
+				continue
+			}
+			h.le, h.cum = append(h.le, le), append(h.cum, v)
+		case fs[0] == name+"_sum":
+			h.sum = v
+		case fs[0] == name+"_count":
+			h.count = v
+		}
+	}
+	return h, nil
 }

@@ -35,11 +35,13 @@ type options struct {
 	latencyDur time.Duration
 	window     int // inbound facts in flight (published, command not yet seen)
 	ledgerBin  string
+	latencyCSV string
 
 	facts     int
 	appenders int
 	fixture   string // replay: reuse this store (built when missing)
 	keep      bool
+	scanFold  bool
 	// profileDir: the replay children write CPU profiles there.
 	profileDir string
 
@@ -75,10 +77,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.latencyDur, "latency-duration", 20*time.Second, "ledger: latency run at half the maximum rate")
 	fs.IntVar(&o.window, "window", 3072, "ledger: inbound facts in flight (published, command not yet received)")
 	fs.StringVar(&o.ledgerBin, "ledger-bin", "", "ledger binary to run (default: go build ./cmd/ledger into a temp dir)")
+	fs.StringVar(&o.latencyCSV, "latency-csv", "", "ledger: write every latency sample to this CSV file")
 	fs.IntVar(&o.facts, "facts", 1_000_000, "replay: facts in the store (3 per order)")
 	fs.IntVar(&o.appenders, "appenders", 64, "replay: concurrent appenders building the store")
 	fs.StringVar(&o.fixture, "fixture", "", "replay: store file to reuse (built there when missing)")
 	fs.StringVar(&o.profileDir, "profile", "", "replay: write each child's CPU profile into this directory")
+	fs.BoolVar(&o.scanFold, "scan-fold", false, "replay: also time the alternative design (one log scan, every order's state in memory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep temp dirs (store, logs) for inspection")
 	fs.BoolVar(&o.verbose, "v", false, "progress lines on stderr")
 	if err := fs.Parse(args); err != nil {

@@ -8,10 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +141,41 @@ type childResult struct {
 	VmHWM      int64         `json:"vmHWMKB"`
 	PeakAnon   int64         `json:"peakAnonKB"`
 	RssFileEnd int64         `json:"rssFileKB"`
+	// Where a replay spends its wall time outside the fold.
+	PutTime     time.Duration `json:"putTime"`
+	PutCalls    int64         `json:"putCalls"`
+	LookupTime  time.Duration `json:"lookupTime"`
+	LookupCalls int64         `json:"lookupCalls"`
+}
+
+// timedSink and timedCurrent time the replay's writes and diff lookups
+// (both run on the replay's one coordinating goroutine).
+type timedSink struct {
+	projections.ReplaySink
+	d time.Duration
+	n int64
+}
+
+func (t *timedSink) Put(ctx context.Context, rows []projections.Summary) error {
+	start := time.Now()
+	err := t.ReplaySink.Put(ctx, rows)
+	t.d += time.Since(start)
+	t.n++
+	return err
+}
+
+type timedCurrent struct {
+	projections.ReadModel
+	d time.Duration
+	n int64
+}
+
+func (t *timedCurrent) Summary(ctx context.Context, id string) (projections.Summary, bool, error) {
+	start := time.Now()
+	s, ok, err := t.ReadModel.Summary(ctx, id)
+	t.d += time.Since(start)
+	t.n++
+	return s, ok, err
 }
 
 // runChild is one measured phase in its own process:
@@ -222,7 +260,9 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer next.Close()
-		opts := projections.ReplayOptions{Rules: domain.DefaultRules(), Sink: next}
+		sinkT := &timedSink{ReplaySink: next}
+		curT := &timedCurrent{}
+		opts := projections.ReplayOptions{Rules: domain.DefaultRules(), Sink: sinkT}
 		opts.Rules.Currency = benchCurrency
 		if *current != "" {
 			cur, err := bolt.OpenReadModel(*current)
@@ -230,13 +270,76 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 				return err
 			}
 			defer cur.Close()
-			opts.Current = cur
+			curT.ReadModel = cur
+			opts.Current = curT
 		}
 		rr, err := projections.Replay(ctx, l, opts)
 		if err != nil {
 			return err
 		}
 		res.Facts, res.Orders, res.Changes, res.Elapsed = rr.Facts, rr.Orders, len(rr.Changes), rr.Elapsed
+		res.PutTime, res.PutCalls, res.LookupTime, res.LookupCalls = sinkT.d, sinkT.n, curT.d, curT.n
+	case "scanfold":
+		// The alternative design: one pass over the log in position order,
+		// every order's state in memory, rows written at the end.
+		type acc struct {
+			s    domain.State
+			last uint64
+			n    int
+		}
+		rules := domain.DefaultRules()
+		rules.Currency = benchCurrency
+		states := map[string]*acc{}
+		var after *domain.Position
+		for {
+			evs, err := l.ReadAll(ctx, after, *page)
+			if err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				break
+			}
+			for i := range evs {
+				e := &evs[i]
+				if !strings.HasPrefix(e.Stream, projections.OrderStreamPrefix) {
+					continue
+				}
+				a := states[e.Stream]
+				if a == nil {
+					a = &acc{}
+					states[e.Stream] = a
+				}
+				a.last, a.n = e.Revision, a.n+1
+				f, err := domain.DecodeFact(e.Type, e.Data)
+				if err != nil {
+					res.Undecoded++
+					continue
+				}
+				a.s, _ = domain.Evolve(rules, a.s, domain.Event{ID: e.ID, Revision: e.Revision, Fact: f})
+				res.Facts++
+			}
+			p := evs[len(evs)-1].Position
+			after = &p
+		}
+		next, err := bolt.OpenReadModel(*sink)
+		if err != nil {
+			return err
+		}
+		defer next.Close()
+		names := slices.Sorted(maps.Keys(states))
+		rows := make([]projections.Summary, 0, 1000)
+		for i, name := range names {
+			a := states[name]
+			rows = append(rows, projections.SummaryOf(name, a.last, a.n, a.s))
+			if len(rows) == cap(rows) || i == len(names)-1 {
+				if err := next.Put(ctx, rows); err != nil {
+					return err
+				}
+				rows = rows[:0]
+			}
+		}
+		res.Orders = int64(len(names))
+		res.Elapsed = time.Since(start)
 	default:
 		return fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -318,6 +421,12 @@ func benchReplay(ctx context.Context, o options, r *report) error {
 		return err
 	}
 
+	var scan childResult
+	if o.scanFold {
+		if scan, err = child(ctx, o, append([]string{"-mode", "scanfold", "-store", store, "-sink", filepath.Join(dir, "scan.db")}, prof("scanfold")...)...); err != nil {
+			return err
+		}
+	}
 	floorRate := rate(float64(floor.Facts), floor.Elapsed)
 	freshRate := rate(float64(fresh.Facts), fresh.Elapsed)
 	repRate := rate(float64(rep.Facts), rep.Elapsed)
@@ -329,8 +438,15 @@ func benchReplay(ctx context.Context, o options, r *report) error {
 	r.check("replay", "  ratio to the floor", fmt.Sprintf("%.0f%%", 100*repRate/floorRate), ">= 50%", repRate >= floorRate/2)
 	r.check("replay", "  peak RSS (VmHWM)", fmtMB(rep.VmHWM), "<= 300 MB", rep.VmHWM <= 300*1024)
 	r.add("replay", "  peak anon RSS (heap+stacks)", fmtMB(rep.PeakAnon))
+	r.add("replay", "  wall time in Sink.Put (serial)", fmt.Sprintf("%s (%d calls, %s each)", fmtDur(rep.PutTime), rep.PutCalls, fmtDur(rep.PutTime/time.Duration(max(rep.PutCalls, 1)))))
+	r.add("replay", "  wall time in Current.Summary (serial)", fmt.Sprintf("%s (%d calls)", fmtDur(rep.LookupTime), rep.LookupCalls))
+	r.add("replay", "  wall time left for list+read+fold", fmtDur(rep.Elapsed-rep.PutTime-rep.LookupTime))
 	r.add("replay", "  file-mapped RSS at the end", fmtMB(rep.RssFileEnd))
 	r.add("replay", "  changes against the current model", fmt.Sprint(rep.Changes))
+	if o.scanFold {
+		r.add("replay", "experiment: one ReadAll scan, states in memory", fmt.Sprintf("%.0f facts/s (%d orders in %s)", rate(float64(scan.Facts), scan.Elapsed), scan.Orders, fmtDur(scan.Elapsed)))
+		r.add("replay", "  its peak RSS (VmHWM) / peak anon", fmtMB(scan.VmHWM)+" / "+fmtMB(scan.PeakAnon))
+	}
 	r.note("replay: %d Fulfilled orders (3 facts each, stored as the ingester stores them), interleaved in blocks of 2,048 orders; the three measured phases each run in a fresh child process, page cache warm. The headline replays with the current read model (built by the previous phase) as `ledger replay` does (replayInto: Current = the live model, Sink = a new file). VmHWM counts the store's pages bbolt maps from the file as well as the heap.",
 		fresh.Orders)
 	if rep.Changes != 0 {

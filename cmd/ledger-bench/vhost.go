@@ -29,8 +29,16 @@ func newVhost(ctx context.Context, base, label string) (*vhost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("amqp url: %w", err)
 	}
-	if err := rabbitmqctl(ctx, "add_vhost", name); err != nil {
-		return nil, err
+	// The broker may be restarting (make chaos does that): wait for it.
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		err := rabbitmqctl(ctx, "add_vhost", name)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second)
 	}
 	v := &vhost{name: name}
 	if err := rabbitmqctl(ctx, "set_permissions", "-p", name, u.User.Username(), ".*", ".*", ".*"); err != nil {

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("ledger-chaos", flag.ContinueOnError)
 	fs.StringVar(&o.amqpURL, "amqp-url", envOr("LEDGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker; the run makes its own vhost with rabbitmqctl")
-	fs.IntVar(&o.orders, "orders", 12_000, "orders to publish (default mix of scenarios, about 3.3 messages each)")
+	fs.IntVar(&o.orders, "orders", 30_000, "orders to publish (default mix of scenarios, about 3.3 messages each)")
 	fs.DurationVar(&o.duration, "duration", 150*time.Second, "how long the load lasts (orders are started evenly over it)")
 	fs.IntVar(&o.kills, "kills", 12, "kill -9 of the service during the load")
 	fs.IntVar(&o.brokerRestarts, "broker-restarts", 2, "rabbitmqctl stop_app / start_app of the whole broker during the load")

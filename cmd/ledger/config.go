@@ -39,6 +39,7 @@ type Config struct {
 		Queue                 string `mapstructure:"queue"`
 		QueueType             string `mapstructure:"queue_type"` // quorum | classic
 		Prefetch              int    `mapstructure:"prefetch"`
+		DeliveryLimit         int    `mapstructure:"delivery_limit"` // deliveries before a message that keeps failing goes to <queue>_error
 		DeclareConsumerQueues bool   `mapstructure:"declare_consumer_queues"`
 		Envelope              string `mapstructure:"envelope"` // outbound commands: masstransit | cloudevents | bare
 	} `mapstructure:"amqp"`
@@ -101,6 +102,10 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("amqp.queue", "finance-order-state-machine")
 	v.SetDefault("amqp.queue_type", "quorum")
 	v.SetDefault("amqp.prefetch", 512)
+	// Crashes and broker restarts count as deliveries on quorum queues, so
+	// the limit leaves room for many of them; poison messages never depend
+	// on it (they are dead-lettered on their first delivery).
+	v.SetDefault("amqp.delivery_limit", 50)
 	v.SetDefault("amqp.declare_consumer_queues", true)
 	v.SetDefault("amqp.envelope", "masstransit")
 	v.SetDefault("http.addr", "127.0.0.1:8080")
@@ -201,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
 		errs = append(errs, fmt.Errorf("amqp.queue_type %q: use quorum or classic", c.AMQP.QueueType))
+	}
+	if c.AMQP.DeliveryLimit <= 0 {
+		errs = append(errs, errors.New("amqp.delivery_limit: must be positive"))
 	}
 	if c.AMQP.Prefetch <= 0 {
 		errs = append(errs, errors.New("amqp.prefetch: must be positive"))

@@ -15,7 +15,8 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ledger:", err)
+		// The last word goes through the same scrubber as the logs.
+		fmt.Fprintf(os.Stderr, "ledger: %s\n", scrub([]byte(err.Error())))
 		os.Exit(1)
 	}
 }

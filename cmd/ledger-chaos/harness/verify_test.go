@@ -1,0 +1,86 @@
+package harness
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bookworm-ledger/ledger/adapters/bolt"
+	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// The checks must be able to fail: a store with a lost message, a
+// duplicated one and a stranger's fact, and a read model that was never
+// built, is reported as such.
+func TestCheckStoreFindsLossDuplicatesAndStaleReadModel(t *testing.T) {
+	dir := t.TempDir()
+	store, err := bolt.Open(filepath.Join(dir, "ledger.db"), bolt.Config{NoSync: true}, nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	orders := traffic.Plan(9, 3, []traffic.Scenario{traffic.Fulfilled})
+	load := Load{Orders: len(orders), IDs: map[string]string{}, Scenario: map[string]traffic.Scenario{}}
+	appendFact := func(o traffic.Order, step int, msgID, eventID string) {
+		w, err := traffic.Encode(o.Steps[step], traffic.Bare, msgID, time.Now())
+		require.NoError(t, err)
+		ft, ok := domain.LookupFactType(o.Steps[step].Type)
+		require.True(t, ok)
+		f, err := domain.DecodeMessage(ft, w.Body, domain.DefaultCurrency(), time.Now())
+		require.NoError(t, err)
+		data, err := domain.EncodeFact(f, domain.DefaultCurrency())
+		require.NoError(t, err)
+		meta, err := domain.EncodeMetadata(domain.Metadata{MessageID: msgID, CorrelationID: o.ID, CausationID: msgID})
+		require.NoError(t, err)
+		_, err = store.Append(ctx, domain.StreamName(o.ID), domain.Any, domain.EventData{ID: eventID, Type: string(ft), Data: data, Metadata: meta})
+		require.NoError(t, err)
+	}
+	for _, o := range orders {
+		load.Scenario[o.ID] = o.Scenario
+		for step := range o.Steps {
+			id := traffic.MessageID(o.ID, step)
+			load.IDs[id] = o.ID
+			if o.ID == orders[0].ID && step == 2 {
+				continue // lost
+			}
+			appendFact(o, step, id, domain.FactEventID(id))
+		}
+	}
+	// The same message stored twice under two event ids: a duplicate.
+	dup := traffic.MessageID(orders[1].ID, 2)
+	appendFact(orders[1], 2, dup, domain.NameUUID("not", "deterministic"))
+	// A fact of a message the run never sent.
+	appendFact(orders[2], 0, "stranger", domain.FactEventID("stranger"))
+	require.NoError(t, store.Close())
+
+	var r Report
+	expected, err := checkStore(ctx, dir, load, &r)
+	require.NoError(t, err)
+	assert.Equal(t, 1, r.LostFacts)
+	assert.Equal(t, 1, r.DuplicateFacts)
+	assert.Equal(t, 1, r.ForeignFacts)
+	assert.Equal(t, 9, r.FactsStored) // 8 distinct messages, one of them twice
+	assert.Equal(t, 3, r.ReplayChanges, "the read model was never built")
+	assert.Equal(t, int64(3), r.ReplayOrders)
+	assert.Positive(t, r.LifecycleLag, "nothing was published")
+	assert.Equal(t, 1, r.StatusDiffers, "the order missing its completion is not FULFILLED")
+	assert.False(t, r.OK())
+	assert.NotEmpty(t, r.Problems)
+	// Outbound: created, charged, fulfilled for the whole orders; the
+	// duplicate completion causes nothing new.
+	ab, cmds := 0, 0
+	for _, qs := range expected {
+		if len(qs) == 1 && qs[0] == CaptureQueue {
+			ab++
+		} else {
+			cmds++
+		}
+	}
+	assert.Equal(t, 3+3+2, ab, "AccelByte events")
+	assert.Equal(t, 3+3+2, cmds, "BookWorm commands")
+	assert.Contains(t, OutboundQueues(), CaptureQueue)
+	assert.Equal(t, domain.AccelByteExchange, OutboundQueues()[CaptureQueue])
+}
