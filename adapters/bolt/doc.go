@@ -17,4 +17,8 @@
 // Positions start at 1 and grow by one per event, so the zero
 // [domain.Position] sorts before every event. Stream names must not
 // contain a NUL byte.
+//
+// The package also keeps the order read model ([ReadModel]) in a second,
+// separate file: summaries, the placement-deadline index and projection
+// checkpoints. It is local to one instance and rebuilt by a replay.
 package bolt

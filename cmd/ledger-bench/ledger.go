@@ -65,7 +65,7 @@ func freeAddr() (string, error) {
 
 // startLedger runs `ledger serve` on amqpURL with its own data dir and
 // waits until /readyz answers 200.
-func startLedger(ctx context.Context, bin, amqpURL, dir string) (*ledgerProc, error) {
+func startLedger(ctx context.Context, bin, amqpURL, dir string, extraEnv []string) (*ledgerProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -82,6 +82,7 @@ func startLedger(ctx context.Context, bin, amqpURL, dir string) (*ledgerProc, er
 		"LEDGER_HTTP_ADDR="+addr,
 		"LEDGER_LOG_FORMAT=json",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

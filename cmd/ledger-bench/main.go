@@ -36,6 +36,7 @@ type options struct {
 	window     int // inbound facts in flight (published, command not yet seen)
 	ledgerBin  string
 	latencyCSV string
+	ledgerEnv  []string // extra KEY=VALUE for the service (GOMEMLIMIT, GODEBUG, LEDGER_...)
 
 	facts     int
 	appenders int
@@ -77,6 +78,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.latencyDur, "latency-duration", 20*time.Second, "ledger: latency run at half the maximum rate")
 	fs.IntVar(&o.window, "window", 3072, "ledger: inbound facts in flight (published, command not yet received)")
 	fs.StringVar(&o.ledgerBin, "ledger-bin", "", "ledger binary to run (default: go build ./cmd/ledger into a temp dir)")
+	fs.Func("ledger-env", "ledger: extra KEY=VALUE in the service's environment (repeatable), e.g. GODEBUG=gctrace=1", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.ledgerEnv = append(o.ledgerEnv, v)
+		return nil
+	})
 	fs.StringVar(&o.latencyCSV, "latency-csv", "", "ledger: write every latency sample to this CSV file")
 	fs.IntVar(&o.facts, "facts", 1_000_000, "replay: facts in the store (3 per order)")
 	fs.IntVar(&o.appenders, "appenders", 64, "replay: concurrent appenders building the store")
