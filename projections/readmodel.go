@@ -34,6 +34,9 @@ func NewOrders(log domain.EventLog, rm ReadModel, cfg ReadModelConfig) *Orders {
 	if cfg.Observer == nil {
 		cfg.Observer = NopObserver{}
 	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 20_000
+	}
 	return &Orders{log: log, rm: rm, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize)}
 }
 

@@ -94,7 +94,8 @@ func batchConsume(conn *amqp.Connection, queue string, prefetch int, handle func
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return nil, fmt.Errorf("qos on %s: %w", queue, err)
 	}
-	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	tag := "ledger-bench-" + queue
+	deliveries, err := ch.Consume(queue, tag, false, false, false, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", queue, err)
 	}
@@ -126,8 +127,11 @@ func batchConsume(conn *amqp.Connection, queue string, prefetch int, handle func
 		done <- ackErr
 	}()
 	return func() error {
-		cerr := ch.Close()
+		// Cancel first and let the loop ack what it holds: closing the
+		// channel under an ack in flight is a channel error.
+		cancelErr := ch.Cancel(tag, false)
 		err := <-done
+		cerr := errors.Join(cancelErr, ch.Close())
 		if errors.Is(cerr, amqp.ErrClosed) {
 			cerr = nil
 		}

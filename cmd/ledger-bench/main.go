@@ -103,6 +103,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	switch part {
+	case "all", "broker", "e2e", "replay":
+	default:
+		return fmt.Errorf("unknown part %q: use broker, e2e or replay (or nothing for all)", part)
+	}
 	r := &report{out: out}
 	start := time.Now()
 	fmt.Fprintf(out, "ledger-bench %s: %s, %d CPUs, %s, load average %s\n", part, time.Now().Format(time.RFC3339), numCPU(), goVersion(), loadAvg())

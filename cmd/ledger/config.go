@@ -21,6 +21,9 @@ import (
 type Config struct {
 	Profile string `mapstructure:"profile"`
 	Store   string `mapstructure:"store"` // embedded | esdb
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (GOMEMLIMIT
+	// wins when set); 0 leaves the runtime's default.
+	MemoryLimit int64 `mapstructure:"memory_limit"`
 	DataDir string `mapstructure:"data_dir"`
 
 	ESDB struct {
@@ -98,6 +101,7 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("profile", "local")
 	v.SetDefault("store", "embedded")
 	v.SetDefault("data_dir", "data")
+	v.SetDefault("memory_limit", 96<<20)
 	v.SetDefault("esdb.url", "esdb://127.0.0.1:2113?tls=false")
 	v.SetDefault("amqp.queue", "finance-order-state-machine")
 	v.SetDefault("amqp.queue_type", "quorum")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -257,6 +258,11 @@ func (s *service) Close() error {
 
 // serve runs the service until ctx is done or a component fails.
 func serve(ctx context.Context, c Config, logger *zap.Logger) error {
+	if c.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the heap near what is live instead of letting
+		// it double between collections.
+		debug.SetMemoryLimit(c.MemoryLimit)
+	}
 	s, err := startService(ctx, c, logger)
 	if err != nil {
 		return err
