@@ -23,8 +23,8 @@ type Config struct {
 	Store   string `mapstructure:"store"` // embedded | esdb
 	// MemoryLimit is the Go runtime's soft memory limit in bytes (GOMEMLIMIT
 	// wins when set); 0 leaves the runtime's default.
-	MemoryLimit int64 `mapstructure:"memory_limit"`
-	DataDir string `mapstructure:"data_dir"`
+	MemoryLimit int64  `mapstructure:"memory_limit"`
+	DataDir     string `mapstructure:"data_dir"`
 
 	ESDB struct {
 		URL      string `mapstructure:"url"`
