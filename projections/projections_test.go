@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -308,4 +309,56 @@ func TestAuditShowsEveryFactWithTotalsAndOutbound(t *testing.T) {
 	assert.Equal(t, domain.StatusChargeback, rep.Final.Status)
 	assert.Equal(t, int64(9999), rep.Final.Money.ChargedBack)
 	assert.Equal(t, int64(0), rep.Final.Money.Net)
+}
+
+// memSink collects replayed rows.
+type memSink struct{ rows map[string]projections.Summary }
+
+func (m *memSink) Put(_ context.Context, rows []projections.Summary) error {
+	for _, r := range rows {
+		m.rows[r.OrderID] = r
+	}
+	return nil
+}
+
+func TestReplayWithATinyCacheMatchesAFullOne(t *testing.T) {
+	l := openLog(t)
+	ctx := context.Background()
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, fmt.Sprintf("0196a6b0-0000-7000-8000-%012x", 0x100+i))
+	}
+	// Interleave the orders so that a tiny cache forgets them mid-story.
+	for step := range 3 {
+		for i, id := range ids {
+			at := t0.Add(time.Duration(step) * time.Minute)
+			switch {
+			case step == 0:
+				appendFact(t, l, fmt.Sprintf("%s-0", id), checkout(id, at))
+			case step == 1 && i%3 != 0:
+				appendFact(t, l, fmt.Sprintf("%s-1", id), basketDeleted(id, at))
+			case step == 2 && i%2 == 0:
+				appendFact(t, l, fmt.Sprintf("%s-2", id), completed(id, at))
+			}
+		}
+	}
+	full, tiny := &memSink{rows: map[string]projections.Summary{}}, &memSink{rows: map[string]projections.Summary{}}
+	resFull, err := projections.Replay(ctx, l, projections.ReplayOptions{Rules: rules, Sink: full})
+	require.NoError(t, err)
+	resTiny, err := projections.Replay(ctx, l, projections.ReplayOptions{Rules: rules, Sink: tiny, CacheSize: 2, PageSize: 5})
+	require.NoError(t, err)
+	assert.Equal(t, resFull.Facts, resTiny.Facts)
+	assert.EqualValues(t, len(ids), resTiny.Orders)
+	require.Len(t, tiny.rows, len(ids))
+	assert.Equal(t, full.rows, tiny.rows)
+	for i, id := range ids {
+		want := domain.StatusInit
+		if i%3 != 0 {
+			want = domain.StatusCharged
+			if i%2 == 0 {
+				want = domain.StatusFulfilled
+			}
+		}
+		assert.Equal(t, want, tiny.rows[id].Status, "order %d", i)
+	}
 }

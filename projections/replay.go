@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,10 +25,13 @@ type ReplayOptions struct {
 	Rules    domain.Rules
 	Current  ReadModel  // the read model to compare with; nil: no diff
 	Sink     ReplaySink // where rebuilt rows go; nil: nowhere (dry run)
-	Workers  int        // streams folded at once (default 2)
-	PageSize int        // streams listed per page (default 1,000)
-	Progress func(ReplayProgress)
-	Every    time.Duration // how often Progress is called (default 1s)
+	PageSize int        // events read per page of the log (default 4,096)
+	// CacheSize bounds the order folds kept in memory (default 20,000). An
+	// order not seen for that many events is written out and forgotten; if
+	// it shows up again its stream is read to pick up where it was.
+	CacheSize int
+	Progress  func(ReplayProgress)
+	Every     time.Duration // how often Progress is called (default 1s)
 }
 
 // ReplayProgress is reported while a replay runs.
@@ -53,14 +58,25 @@ type ReplayResult struct {
 	Elapsed time.Duration    `json:"elapsed"`
 }
 
-// Replay folds every order stream with the current code. It reads stream by
-// stream, so memory stays flat however many orders there are.
+// replayFold is one order being replayed.
+type replayFold struct {
+	next     uint64 // revision expected next
+	facts    int
+	lastSeen int64 // sequence number of the last event applied
+	f        *domain.Folder
+}
+
+// Replay folds every order stream with the current code. It reads the log
+// once, in order, and folds each event into its order's fold; memory stays
+// bounded by CacheSize whatever the number of orders. Rows are written and
+// compared with the current read model on a second goroutine while the
+// fold goes on.
 func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (ReplayResult, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = 2
-	}
 	if opts.PageSize <= 0 {
-		opts.PageSize = 1000
+		opts.PageSize = 4096
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 20_000
 	}
 	if opts.Every <= 0 {
 		opts.Every = time.Second
@@ -99,82 +115,158 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 		progressDone.Wait()
 	}()
 
-	after := ""
-	for {
-		page, err := log.ListStreams(ctx, OrderStreamPrefix, after, opts.PageSize)
-		if err != nil {
-			return res, fmt.Errorf("replay: list streams after %q: %w", after, err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		after = page[len(page)-1].Name
-		rows := make([]Summary, len(page))
-		errs := make([]error, len(page))
-		var wg sync.WaitGroup
-		next := atomic.Int64{}
-		for range opts.Workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= len(page) || ctx.Err() != nil {
-						return
-					}
-					rows[i], errs[i] = foldStream(ctx, log, opts.Rules, page[i].Name)
-					facts.Add(int64(rows[i].Facts))
-					orders.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return res, fmt.Errorf("replay: %w", err)
-		}
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		if opts.Current != nil {
-			for _, r := range rows {
-				old, ok, err := opts.Current.Summary(ctx, r.OrderID)
-				if err != nil {
-					return res, fmt.Errorf("replay: read current %s: %w", r.OrderID, err)
-				}
-				if !ok {
-					res.Changes = append(res.Changes, Change{OrderID: r.OrderID, After: r})
-				} else if differs(old, r) {
-					o := old
-					res.Changes = append(res.Changes, Change{OrderID: r.OrderID, Before: &o, After: r})
-				}
+	// The writer stores rows and diffs them against the current model.
+	rowsCh := make(chan []Summary, 4)
+	changes := map[string]Change{}
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for rows := range rowsCh {
+			if writeErr != nil {
+				continue // drain
 			}
+			writeErr = writeRows(ctx, opts, rows, changes)
 		}
-		if opts.Sink != nil {
-			if err := opts.Sink.Put(ctx, rows); err != nil {
-				return res, fmt.Errorf("replay: write rows: %w", err)
-			}
+	}()
+
+	cache := make(map[string]*replayFold, opts.CacheSize)
+	var pending []Summary
+	emit := func(stream string, rf *replayFold, last uint64) {
+		pending = append(pending, SummaryOf(stream, last, rf.facts, rf.f.State()))
+		if len(pending) >= 1000 {
+			rowsCh <- pending
+			pending = nil
 		}
 	}
+	var seq int64
+	var after *domain.Position
+	foldErr := func() error {
+		for {
+			page, err := log.ReadAll(ctx, after, opts.PageSize)
+			if err != nil {
+				return fmt.Errorf("replay: read after %v: %w", after, err)
+			}
+			if len(page) == 0 {
+				return nil
+			}
+			for _, re := range page {
+				if !strings.HasPrefix(re.Stream, OrderStreamPrefix) {
+					continue
+				}
+				rf := cache[re.Stream]
+				if rf == nil || rf.next != re.Revision {
+					if rf, err = resume(ctx, log, opts.Rules, re.Stream, re.Revision); err != nil {
+						return err
+					}
+					cache[re.Stream] = rf
+				}
+				if re.Revision == 0 {
+					orders.Add(1)
+				}
+				seq++
+				rf.lastSeen, rf.next = seq, re.Revision+1
+				if ev, err := toEvent(re); err == nil {
+					rf.f.Apply(ev)
+				}
+				rf.facts++
+				facts.Add(1)
+			}
+			p := page[len(page)-1].Position
+			after = &p
+			if len(cache) > opts.CacheSize {
+				// Write out and forget the orders not seen for a while.
+				cut := seq - int64(opts.CacheSize)/2
+				for st, rf := range cache {
+					if rf.lastSeen < cut {
+						emit(st, rf, rf.next-1)
+						delete(cache, st)
+					}
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}()
+	if foldErr == nil {
+		// Flush in stream order so the output does not depend on map order.
+		streams := make([]string, 0, len(cache))
+		for st := range cache {
+			streams = append(streams, st)
+		}
+		slices.Sort(streams)
+		for _, st := range streams {
+			rf := cache[st]
+			emit(st, rf, rf.next-1)
+		}
+		if len(pending) > 0 {
+			rowsCh <- pending
+		}
+	}
+	close(rowsCh)
+	<-written
+	if err := errors.Join(foldErr, writeErr); err != nil {
+		return res, err
+	}
+	for _, c := range changes {
+		res.Changes = append(res.Changes, c)
+	}
+	slices.SortFunc(res.Changes, func(a, b Change) int { return strings.Compare(a.OrderID, b.OrderID) })
 	res.Facts, res.Orders, res.Elapsed = facts.Load(), orders.Load(), time.Since(start)
 	return res, nil
 }
 
-func foldStream(ctx context.Context, log domain.EventLog, rules domain.Rules, stream string) (Summary, error) {
-	evs, err := log.ReadStream(ctx, stream, 0, domain.Forwards, 0)
-	if err != nil {
-		return Summary{}, fmt.Errorf("read %s: %w", stream, err)
-	}
-	fold := make([]domain.Event, 0, len(evs))
-	var last uint64
-	for _, re := range evs {
-		last = re.Revision
-		ev, err := toEvent(re)
+// resume rebuilds an order's fold from its stream up to (not including)
+// revision rev: the order was forgotten, or the replay starts mid-stream.
+func resume(ctx context.Context, log domain.EventLog, rules domain.Rules, stream string, rev uint64) (*replayFold, error) {
+	rf := &replayFold{f: domain.NewFolder(rules, domain.State{})}
+	if rev > 0 {
+		evs, err := log.ReadStream(ctx, stream, 0, domain.Forwards, int(rev))
 		if err != nil {
-			continue // kept in the stream, shown by audit; nothing to fold
+			return nil, fmt.Errorf("replay: read %s: %w", stream, err)
 		}
-		fold = append(fold, ev)
+		for _, re := range evs {
+			if re.Revision >= rev {
+				break
+			}
+			if ev, err := toEvent(re); err == nil {
+				rf.f.Apply(ev)
+			}
+			rf.facts++
+		}
 	}
-	return SummaryOf(stream, last, len(evs), domain.Fold(rules, fold)), nil
+	rf.next = rev
+	return rf, nil
+}
+
+// writeRows stores rows in the sink and records how they differ from the
+// current read model. An order written twice (forgotten, then seen again)
+// keeps its last row.
+func writeRows(ctx context.Context, opts ReplayOptions, rows []Summary, changes map[string]Change) error {
+	if opts.Current != nil {
+		for _, r := range rows {
+			old, ok, err := opts.Current.Summary(ctx, r.OrderID)
+			if err != nil {
+				return fmt.Errorf("replay: read current %s: %w", r.OrderID, err)
+			}
+			switch {
+			case !ok:
+				changes[r.OrderID] = Change{OrderID: r.OrderID, After: r}
+			case differs(old, r):
+				o := old
+				changes[r.OrderID] = Change{OrderID: r.OrderID, Before: &o, After: r}
+			default:
+				delete(changes, r.OrderID)
+			}
+		}
+	}
+	if opts.Sink != nil {
+		if err := opts.Sink.Put(ctx, rows); err != nil {
+			return fmt.Errorf("replay: write rows: %w", err)
+		}
+	}
+	return nil
 }
 
 // differs reports whether a replay changed what the ledger says about an

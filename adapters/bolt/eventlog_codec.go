@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -67,57 +68,109 @@ func recordStream(b []byte) ([]byte, error) {
 	return s, err
 }
 
-// decoder turns records into RecordedEvents with few allocations: data and
-// metadata are carved from shared chunks, stream and type names are
-// interned, and the ids of a batch share one string (see finish).
+// decoder turns records into RecordedEvents with few allocations. It works
+// in two steps inside one read transaction: decode leaves Data and
+// Metadata pointing into bbolt's map and notes the record; detach copies
+// them out into buffers sized to exactly what the read holds (a 3-event
+// stream costs one small buffer, not a fixed chunk), formats the ids into
+// one string per buffer and interns names. Nothing handed to a caller
+// points into the map, and one retained event pins at most one buffer of
+// up to sharedBuf bytes. Decoders come from a pool (getDecoder/free).
 type decoder struct {
-	chunk   []byte
-	names   map[string]string
-	stream  string // last stream name
-	typ     string // last type
-	pending []int  // indexes into out whose ID is still the raw 16 bytes in rawIDs
-	rawIDs  []byte
+	known  string            // the stream of a ReadStream: its events share the caller's string
+	stream string            // last stream name
+	typ    string            // last type
+	names  map[string]string // stream names of this read
+	recs   [][]byte          // records decoded since the last detach
+	key    []byte            // scratch for seek keys
 }
 
-const decoderChunk = 64 << 10
+// sharedBuf caps the buffer that events of one read share.
+const sharedBuf = 256 << 10
 
-func (d *decoder) bytes(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	if len(b) > decoderChunk/8 {
-		return append([]byte(nil), b...)
-	}
-	if len(b) > len(d.chunk) {
-		d.chunk = make([]byte, decoderChunk)
-	}
-	out := d.chunk[:len(b):len(b)] // capped: appending to it never reaches a neighbour
-	d.chunk = d.chunk[len(b):]
-	copy(out, b)
-	return out
+var decoderPool = sync.Pool{New: func() any { return &decoder{names: make(map[string]string, 64)} }}
+
+// getDecoder returns a pooled decoder; known is the stream every record
+// belongs to, or "".
+func getDecoder(known string) *decoder {
+	d := decoderPool.Get().(*decoder)
+	d.known = known
+	return d
 }
 
-// intern returns b as a string, shared with earlier equal names: events
-// of a read mostly repeat a few types, and streams come in runs.
-func (d *decoder) intern(b []byte, last *string) string {
-	if *last == string(b) {
-		return *last
+// free returns d to the pool. The strings it interned stay with the
+// events that use them; the pool keeps only empty scratch.
+func (d *decoder) free() {
+	clear(d.recs)
+	d.recs = d.recs[:0]
+	if cap(d.recs) > 4*readChunk {
+		d.recs = nil
+	}
+	if len(d.names) > 4*readChunk {
+		d.names = make(map[string]string, 64)
+	} else {
+		clear(d.names)
+	}
+	d.known, d.stream, d.typ = "", "", ""
+	decoderPool.Put(d)
+}
+
+// internStream returns b as a string shared with earlier equal names of
+// this read: streams come in runs and interleave within a page.
+func (d *decoder) internStream(b []byte) string {
+	switch {
+	case d.known != "" && d.known == string(b):
+		return d.known
+	case d.stream == string(b):
+		return d.stream
 	}
 	if s, ok := d.names[string(b)]; ok {
-		*last = s
+		d.stream = s
 		return s
 	}
-	if d.names == nil || len(d.names) > 4096 {
+	s := string(b)
+	if d.names == nil {
 		d.names = make(map[string]string, 64)
 	}
-	s := string(b)
 	d.names[s] = s
-	*last = s
+	d.stream = s
 	return s
 }
 
-// decode appends the event of record b at position pos to out. The ID is
-// filled in by finish.
+// typeNames interns event types across reads: a log holds a handful of
+// them. It stops growing at maxTypeNames, so odd types cannot bloat it.
+var typeNames struct {
+	sync.RWMutex
+	m map[string]string
+}
+
+const maxTypeNames = 1024
+
+func (d *decoder) internType(b []byte) string {
+	if d.typ == string(b) {
+		return d.typ
+	}
+	typeNames.RLock()
+	s, ok := typeNames.m[string(b)]
+	typeNames.RUnlock()
+	if !ok {
+		s = string(b)
+		typeNames.Lock()
+		if typeNames.m == nil {
+			typeNames.m = make(map[string]string)
+		}
+		if len(typeNames.m) < maxTypeNames {
+			typeNames.m[s] = s
+		}
+		typeNames.Unlock()
+	}
+	d.typ = s
+	return s
+}
+
+// decode appends the event of record b at position pos to out. Its Data,
+// Metadata and ID are only valid after detach, which must run before the
+// transaction that b belongs to ends.
 func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]domain.RecordedEvent, error) {
 	if len(b) < recordHeader || b[0] != recordVersion {
 		return out, fmt.Errorf("position %d: %w", pos, errCorrupt)
@@ -138,40 +191,73 @@ func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]do
 	if err != nil {
 		return out, fmt.Errorf("position %d: %w", pos, err)
 	}
-	d.pending = append(d.pending, len(out))
-	d.rawIDs = append(d.rawIDs, b[17:33]...)
+	d.recs = append(d.recs, b)
 	return append(out, domain.RecordedEvent{
-		Stream:   d.intern(stream, &d.stream),
+		Stream:   d.internStream(stream),
 		Revision: binary.BigEndian.Uint64(b[1:9]),
 		Position: domain.Position{Commit: pos, Prepare: pos},
-		Type:     d.intern(typ, &d.typ),
-		Data:     d.bytes(data),
-		Metadata: d.bytes(meta),
+		Type:     d.internType(typ),
+		Data:     data,
+		Metadata: meta,
 		Created:  time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC(),
 	}), nil
 }
 
-// finish formats the ids of every event decoded since the last finish into
-// one string and hands out substrings of it.
-func (d *decoder) finish(out []domain.RecordedEvent) {
-	if len(d.pending) == 0 {
-		return
+// detach finishes the events decoded since the last detach (the tail of
+// out): it copies their bytes out of the map and sets their ids.
+func (d *decoder) detach(out []domain.RecordedEvent) {
+	evs := out[len(out)-len(d.recs):]
+	for i := 0; i < len(evs); {
+		size, j := 0, i
+		for ; j < len(evs); j++ {
+			n := len(evs[j].Data) + len(evs[j].Metadata)
+			if j > i && (size+n > sharedBuf || j-i >= sharedBuf/64) {
+				break
+			}
+			size += n
+		}
+		var buf []byte
+		if size > 0 {
+			buf = make([]byte, size)
+		}
+		var ids strings.Builder
+		ids.Grow(36 * (j - i))
+		var txt [36]byte
+		for k := i; k < j; k++ {
+			e := &evs[k]
+			e.Data, buf = carve(buf, e.Data)
+			e.Metadata, buf = carve(buf, e.Metadata)
+			formatUUID(&txt, [16]byte(d.recs[k][17:33]))
+			ids.Write(txt[:])
+		}
+		all := ids.String()
+		for k := i; k < j; k++ {
+			evs[k].ID = all[36*(k-i) : 36*(k-i)+36]
+		}
+		i = j
 	}
-	var sb strings.Builder
-	sb.Grow(36 * len(d.pending))
-	var buf [36]byte
-	for i := range d.pending {
-		var id [16]byte
-		copy(id[:], d.rawIDs[16*i:16*i+16])
-		formatUUID(&buf, id)
-		sb.Write(buf[:])
+	clear(d.recs)
+	d.recs = d.recs[:0]
+}
+
+// undo drops the events decoded since the last detach, which still point
+// into the map: for a read that fails half way.
+func (d *decoder) undo(out []domain.RecordedEvent) []domain.RecordedEvent {
+	n := len(out) - len(d.recs)
+	clear(out[n:])
+	clear(d.recs)
+	d.recs = d.recs[:0]
+	return out[:n]
+}
+
+// carve copies b to the front of buf and returns the copy, capped so that
+// appending to it never reaches a neighbour, and the rest of buf.
+func carve(buf, b []byte) ([]byte, []byte) {
+	if len(b) == 0 {
+		return nil, buf
 	}
-	all := sb.String()
-	for i, idx := range d.pending {
-		out[idx].ID = all[36*i : 36*i+36]
-	}
-	d.pending = d.pending[:0]
-	d.rawIDs = d.rawIDs[:0]
+	n := copy(buf, b)
+	return buf[:n:n], buf[n:]
 }
 
 const hexDigits = "0123456789abcdef"
@@ -244,7 +330,19 @@ const (
 // with name (stream, 0x00), and false when it has no events. The key just
 // before the stream's first id key is its highest revision key.
 func lastRevision(c *bbolt.Cursor, name []byte) (uint64, bool) {
-	k, _ := c.Seek(append(name[:len(name):len(name)], tagID))
+	return lastRevisionBuf(c, name, nil)
+}
+
+// lastRevisionBuf is lastRevision building its seek key in scratch.
+func lastRevisionBuf(c *bbolt.Cursor, name []byte, scratch *[]byte) (uint64, bool) {
+	var seek []byte
+	if scratch != nil {
+		seek = append(append((*scratch)[:0], name...), tagID)
+		*scratch = seek
+	} else {
+		seek = append(name[:len(name):len(name)], tagID)
+	}
+	k, _ := c.Seek(seek)
 	if k == nil {
 		k, _ = c.Last()
 	} else {
