@@ -170,8 +170,9 @@ func (b *Broker) dialRetry(ctx context.Context, redeclare bool) (*session, error
 			return s, nil
 		}
 		b.log.Warn("connect failed, retrying", zap.Int("attempt", attempt), zap.Duration("backoff", delay), zap.Error(err))
-		if err := sleep(ctx, b.ctx, delay); err != nil {
-			return nil, err
+		if serr := sleep(ctx, b.ctx, delay); serr != nil {
+			// Say why the last attempt failed, not only that time ran out.
+			return nil, fmt.Errorf("%w (last attempt: %w)", serr, err)
 		}
 		delay = min(delay*2, b.cfg.ReconnectMax)
 	}

@@ -65,7 +65,7 @@ func newEnv(t testing.TB, mutate func(*rabbitmq.Config)) *env {
 	t.Helper()
 	raw, err := amqp.Dial(amqpURL())
 	if err != nil {
-		t.Skipf("no RabbitMQ at %s: %v", "127.0.0.1:5672", err)
+		t.Fatalf("no RabbitMQ at %s: %v (run make broker)", "127.0.0.1:5672", err)
 	}
 	ch, err := raw.Channel()
 	require.NoError(t, err)
