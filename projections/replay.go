@@ -115,9 +115,13 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 		progressDone.Wait()
 	}()
 
-	// The writer stores rows and diffs them against the current model.
+	if opts.Current != nil {
+		if _, ok := opts.Sink.(lister); !ok {
+			return res, errors.New("replay: comparing with the current read model needs a sink that lists its rows")
+		}
+	}
+	// The writer stores rows while the fold goes on.
 	rowsCh := make(chan []Summary, 4)
-	changes := map[string]Change{}
 	var writeErr error
 	written := make(chan struct{})
 	go func() {
@@ -126,7 +130,11 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 			if writeErr != nil {
 				continue // drain
 			}
-			writeErr = writeRows(ctx, opts, rows, changes)
+			if opts.Sink != nil {
+				if err := opts.Sink.Put(ctx, rows); err != nil {
+					writeErr = fmt.Errorf("replay: write rows: %w", err)
+				}
+			}
 		}
 	}()
 
@@ -209,10 +217,11 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 	if err := errors.Join(foldErr, writeErr); err != nil {
 		return res, err
 	}
-	for _, c := range changes {
-		res.Changes = append(res.Changes, c)
+	if opts.Current != nil {
+		if res.Changes, err = diffModels(ctx, opts.Current, opts.Sink.(lister)); err != nil {
+			return res, err
+		}
 	}
-	slices.SortFunc(res.Changes, func(a, b Change) int { return strings.Compare(a.OrderID, b.OrderID) })
 	res.Facts, res.Orders, res.Elapsed = facts.Load(), orders.Load(), time.Since(start)
 	return res, nil
 }
@@ -240,33 +249,65 @@ func resume(ctx context.Context, log domain.EventLog, rules domain.Rules, stream
 	return rf, nil
 }
 
-// writeRows stores rows in the sink and records how they differ from the
-// current read model. An order written twice (forgotten, then seen again)
-// keeps its last row.
-func writeRows(ctx context.Context, opts ReplayOptions, rows []Summary, changes map[string]Change) error {
-	if opts.Current != nil {
+// lister pages through a read model's rows in order-id order.
+type lister interface {
+	Summaries(ctx context.Context, after string, limit int) ([]Summary, error)
+}
+
+// diffModels merges the two models' rows in order-id order and returns
+// every order whose status or money differs, or that is new.
+func diffModels(ctx context.Context, cur, next lister) ([]Change, error) {
+	const page = 2000
+	var out []Change
+	var curRows []Summary
+	curAfter, curDone := "", false
+	fill := func() error {
+		if len(curRows) > 0 || curDone {
+			return nil
+		}
+		rows, err := cur.Summaries(ctx, curAfter, page)
+		if err != nil {
+			return fmt.Errorf("replay: list current rows: %w", err)
+		}
+		if len(rows) == 0 {
+			curDone = true
+			return nil
+		}
+		curRows, curAfter = rows, rows[len(rows)-1].OrderID
+		return nil
+	}
+	after := ""
+	for {
+		rows, err := next.Summaries(ctx, after, page)
+		if err != nil {
+			return nil, fmt.Errorf("replay: list rebuilt rows: %w", err)
+		}
+		if len(rows) == 0 {
+			return out, nil
+		}
+		after = rows[len(rows)-1].OrderID
 		for _, r := range rows {
-			old, ok, err := opts.Current.Summary(ctx, r.OrderID)
-			if err != nil {
-				return fmt.Errorf("replay: read current %s: %w", r.OrderID, err)
+			// Skip current rows that sort before r: orders without facts now.
+			for {
+				if err := fill(); err != nil {
+					return nil, err
+				}
+				if len(curRows) == 0 || curRows[0].OrderID >= r.OrderID {
+					break
+				}
+				curRows = curRows[1:]
 			}
-			switch {
-			case !ok:
-				changes[r.OrderID] = Change{OrderID: r.OrderID, After: r}
-			case differs(old, r):
-				o := old
-				changes[r.OrderID] = Change{OrderID: r.OrderID, Before: &o, After: r}
-			default:
-				delete(changes, r.OrderID)
+			if len(curRows) > 0 && curRows[0].OrderID == r.OrderID {
+				old := curRows[0]
+				curRows = curRows[1:]
+				if differs(old, r) {
+					out = append(out, Change{OrderID: r.OrderID, Before: &old, After: r})
+				}
+				continue
 			}
+			out = append(out, Change{OrderID: r.OrderID, After: r})
 		}
 	}
-	if opts.Sink != nil {
-		if err := opts.Sink.Put(ctx, rows); err != nil {
-			return fmt.Errorf("replay: write rows: %w", err)
-		}
-	}
-	return nil
 }
 
 // differs reports whether a replay changed what the ledger says about an

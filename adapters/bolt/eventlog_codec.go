@@ -68,21 +68,24 @@ func recordStream(b []byte) ([]byte, error) {
 	return s, err
 }
 
-// decoder turns records into RecordedEvents with few allocations. It works
-// in two steps inside one read transaction: decode leaves Data and
-// Metadata pointing into bbolt's map and notes the record; detach copies
-// them out into buffers sized to exactly what the read holds (a 3-event
-// stream costs one small buffer, not a fixed chunk), formats the ids into
-// one string per buffer and interns names. Nothing handed to a caller
-// points into the map, and one retained event pins at most one buffer of
-// up to sharedBuf bytes. Decoders come from a pool (getDecoder/free).
+// decoder turns records into RecordedEvents with few allocations. It
+// copies data and metadata out of bbolt's map as it decodes (the record is
+// hot in the cache then) into a shared buffer sized by what the read still
+// expects (left): a 3-event stream gets one small buffer, not a fixed
+// chunk. One buffer holds at most sharedBuf bytes, so a retained event pins
+// little. Names are interned, and finish formats the ids of a read into
+// one string. Nothing handed to a caller points into the map. Decoders
+// come from a pool (getDecoder/free).
 type decoder struct {
-	known  string            // the stream of a ReadStream: its events share the caller's string
-	stream string            // last stream name
-	typ    string            // last type
-	names  map[string]string // stream names of this read
-	recs   [][]byte          // records decoded since the last detach
-	key    []byte            // scratch for seek keys
+	known   string            // the stream of a ReadStream: its events share the caller's string
+	stream  string            // last stream name
+	typ     string            // last type
+	names   map[string]string // stream names of this read
+	chunk   []byte            // unused tail of the current buffer
+	left    int               // events the read still expects; sizes the next buffer
+	pending []int             // indexes into out whose ID is still the raw 16 bytes in rawIDs
+	rawIDs  []byte
+	key     []byte // scratch for seek keys
 }
 
 // sharedBuf caps the buffer that events of one read share.
@@ -98,21 +101,38 @@ func getDecoder(known string) *decoder {
 	return d
 }
 
-// free returns d to the pool. The strings it interned stay with the
-// events that use them; the pool keeps only empty scratch.
+// free returns d to the pool. What it handed out stays with the events;
+// the pool keeps only empty scratch.
 func (d *decoder) free() {
-	clear(d.recs)
-	d.recs = d.recs[:0]
-	if cap(d.recs) > 4*readChunk {
-		d.recs = nil
-	}
 	if len(d.names) > 4*readChunk {
 		d.names = make(map[string]string, 64)
 	} else {
 		clear(d.names)
 	}
-	d.known, d.stream, d.typ = "", "", ""
+	if cap(d.pending) > 4*readChunk {
+		d.pending, d.rawIDs = nil, nil
+	}
+	d.pending, d.rawIDs = d.pending[:0], d.rawIDs[:0]
+	d.known, d.stream, d.typ, d.chunk, d.left = "", "", "", nil, 0
 	decoderPool.Put(d)
+}
+
+// expect tells d how many more events the read may decode at most.
+func (d *decoder) expect(n int) { d.left = max(n, 1) }
+
+func (d *decoder) bytes(b []byte, need int) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > len(d.chunk) {
+		// need is this event's data and metadata: guess the rest are alike.
+		size := min(need*max(d.left, 1), sharedBuf)
+		d.chunk = make([]byte, max(size, len(b)))
+	}
+	out := d.chunk[:len(b):len(b)] // capped: appending to it never reaches a neighbour
+	d.chunk = d.chunk[len(b):]
+	copy(out, b)
+	return out
 }
 
 // internStream returns b as a string shared with earlier equal names of
@@ -168,9 +188,8 @@ func (d *decoder) internType(b []byte) string {
 	return s
 }
 
-// decode appends the event of record b at position pos to out. Its Data,
-// Metadata and ID are only valid after detach, which must run before the
-// transaction that b belongs to ends.
+// decode appends the event of record b at position pos to out. The ID is
+// filled in by finish.
 func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]domain.RecordedEvent, error) {
 	if len(b) < recordHeader || b[0] != recordVersion {
 		return out, fmt.Errorf("position %d: %w", pos, errCorrupt)
@@ -191,73 +210,41 @@ func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]do
 	if err != nil {
 		return out, fmt.Errorf("position %d: %w", pos, err)
 	}
-	d.recs = append(d.recs, b)
-	return append(out, domain.RecordedEvent{
+	need := len(data) + len(meta)
+	e := domain.RecordedEvent{
 		Stream:   d.internStream(stream),
 		Revision: binary.BigEndian.Uint64(b[1:9]),
 		Position: domain.Position{Commit: pos, Prepare: pos},
 		Type:     d.internType(typ),
-		Data:     data,
-		Metadata: meta,
+		Data:     d.bytes(data, need),
+		Metadata: d.bytes(meta, need),
 		Created:  time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC(),
-	}), nil
-}
-
-// detach finishes the events decoded since the last detach (the tail of
-// out): it copies their bytes out of the map and sets their ids.
-func (d *decoder) detach(out []domain.RecordedEvent) {
-	evs := out[len(out)-len(d.recs):]
-	for i := 0; i < len(evs); {
-		size, j := 0, i
-		for ; j < len(evs); j++ {
-			n := len(evs[j].Data) + len(evs[j].Metadata)
-			if j > i && (size+n > sharedBuf || j-i >= sharedBuf/64) {
-				break
-			}
-			size += n
-		}
-		var buf []byte
-		if size > 0 {
-			buf = make([]byte, size)
-		}
-		var ids strings.Builder
-		ids.Grow(36 * (j - i))
-		var txt [36]byte
-		for k := i; k < j; k++ {
-			e := &evs[k]
-			e.Data, buf = carve(buf, e.Data)
-			e.Metadata, buf = carve(buf, e.Metadata)
-			formatUUID(&txt, [16]byte(d.recs[k][17:33]))
-			ids.Write(txt[:])
-		}
-		all := ids.String()
-		for k := i; k < j; k++ {
-			evs[k].ID = all[36*(k-i) : 36*(k-i)+36]
-		}
-		i = j
 	}
-	clear(d.recs)
-	d.recs = d.recs[:0]
+	d.left--
+	d.pending = append(d.pending, len(out))
+	d.rawIDs = append(d.rawIDs, b[17:33]...)
+	return append(out, e), nil
 }
 
-// undo drops the events decoded since the last detach, which still point
-// into the map: for a read that fails half way.
-func (d *decoder) undo(out []domain.RecordedEvent) []domain.RecordedEvent {
-	n := len(out) - len(d.recs)
-	clear(out[n:])
-	clear(d.recs)
-	d.recs = d.recs[:0]
-	return out[:n]
-}
-
-// carve copies b to the front of buf and returns the copy, capped so that
-// appending to it never reaches a neighbour, and the rest of buf.
-func carve(buf, b []byte) ([]byte, []byte) {
-	if len(b) == 0 {
-		return nil, buf
+// finish formats the ids of every event decoded since the last finish into
+// one string and hands out substrings of it.
+func (d *decoder) finish(out []domain.RecordedEvent) {
+	if len(d.pending) == 0 {
+		return
 	}
-	n := copy(buf, b)
-	return buf[:n:n], buf[n:]
+	var sb strings.Builder
+	sb.Grow(36 * len(d.pending))
+	var buf [36]byte
+	for i := range d.pending {
+		formatUUID(&buf, [16]byte(d.rawIDs[16*i:16*i+16]))
+		sb.Write(buf[:])
+	}
+	all := sb.String()
+	for i, idx := range d.pending {
+		out[idx].ID = all[36*i : 36*i+36]
+	}
+	d.pending = d.pending[:0]
+	d.rawIDs = d.rawIDs[:0]
 }
 
 const hexDigits = "0123456789abcdef"

@@ -45,7 +45,6 @@ type subscription struct {
 	buf   []domain.RecordedEvent // read ahead; buf[next:] not yet delivered
 	next  int
 	err   error // final error; the subscription is finished
-	dec   decoder
 }
 
 // Next returns the next matching event, waiting for one if needed.
@@ -93,11 +92,13 @@ func (s *subscription) fill() error {
 	if s.buf == nil {
 		s.buf = make([]domain.RecordedEvent, 0, subscribeChunk)
 	}
-	out, last, err := s.l.scan(s.buf[:0], &s.dec, s.after, subscribeChunk, s.prefix, true)
+	d := getDecoder("")
+	defer d.free()
+	out, last, err := s.l.scan(s.buf[:0], d, s.after, subscribeChunk, s.prefix, true)
 	if err != nil {
 		return err
 	}
-	s.dec.finish(out)
+	d.finish(out)
 	s.buf, s.next, s.after = out, 0, last
 	return nil
 }

@@ -156,6 +156,11 @@ type timedSink struct {
 	n int64
 }
 
+// Summaries lets the replay diff the rebuilt rows against the current ones.
+func (t *timedSink) Summaries(ctx context.Context, after string, limit int) ([]projections.Summary, error) {
+	return t.ReplaySink.(*bolt.ReadModel).Summaries(ctx, after, limit)
+}
+
 func (t *timedSink) Put(ctx context.Context, rows []projections.Summary) error {
 	start := time.Now()
 	err := t.ReplaySink.Put(ctx, rows)
@@ -255,7 +260,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 		}
 		res.Elapsed = time.Since(start)
 	case "replay":
-		next, err := bolt.OpenReadModel(*sink)
+		next, err := bolt.OpenReadModelWith(*sink, bolt.ReadModelOptions{NoSync: true})
 		if err != nil {
 			return err
 		}
@@ -275,6 +280,9 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 		}
 		rr, err := projections.Replay(ctx, l, opts)
 		if err != nil {
+			return err
+		}
+		if err := next.Sync(); err != nil { // as ledger replay does before the swap
 			return err
 		}
 		res.Facts, res.Orders, res.Changes, res.Elapsed = rr.Facts, rr.Orders, len(rr.Changes), rr.Elapsed

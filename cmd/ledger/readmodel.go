@@ -76,7 +76,9 @@ func replayInto(ctx context.Context, store domain.EventLog, rm *swappableReadMod
 	cur domain.Currency, dryRun, restate bool, progress func(projections.ReplayProgress)) (projections.ReplayResult, int, error) {
 	path := rm.cur.Path()
 	tmp := fmt.Sprintf("%s.replay-%d", path, time.Now().UnixNano())
-	next, err := bolt.OpenReadModel(tmp)
+	// No fsync per batch: an unfinished rebuild is thrown away, and the
+	// finished one is synced once before it is renamed into place.
+	next, err := bolt.OpenReadModelWith(tmp, bolt.ReadModelOptions{NoSync: true})
 	if err != nil {
 		return projections.ReplayResult{}, 0, err
 	}
@@ -114,6 +116,10 @@ func replayInto(ctx context.Context, store domain.EventLog, rm *swappableReadMod
 			cleanup()
 			return res, 0, err
 		}
+	}
+	if err := next.Sync(); err != nil {
+		cleanup()
+		return res, 0, err
 	}
 	if err := next.Close(); err != nil {
 		os.Remove(tmp)
