@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"time"
 
+	json "github.com/go-json-experiment/json"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/bookworm-ledger/ledger/domain"

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,7 +232,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 
-	l, err := bolt.Open(*store, bolt.Config{}, nil)
+	l, err := bolt.Open(*store, bolt.Config{ScanRelease: scanRelease()}, nil)
 	if err != nil {
 		return err
 	}
@@ -464,4 +465,16 @@ func benchReplay(ctx context.Context, o options, r *report) error {
 		r.note("floor: %d events did not decode", floor.Undecoded)
 	}
 	return nil
+}
+
+// scanRelease lets a run compare the store with and without dropping
+// scanned pages (LEDGER_BENCH_SCAN_RELEASE=-1 turns it off).
+func scanRelease() int {
+	if v := os.Getenv("LEDGER_BENCH_SCAN_RELEASE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			return n
+		}
+	}
+	return 0
 }
