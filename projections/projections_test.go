@@ -312,7 +312,9 @@ func TestAuditShowsEveryFactWithTotalsAndOutbound(t *testing.T) {
 }
 
 // memSink collects replayed rows.
-type memSink struct{ rows map[string]projections.Summary }
+type memSink struct {
+	rows map[string]projections.Summary
+}
 
 func (m *memSink) Put(_ context.Context, rows []projections.Summary) error {
 	for _, r := range rows {

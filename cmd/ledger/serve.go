@@ -156,6 +156,7 @@ func startService(ctx context.Context, c Config, logger *zap.Logger) (*service, 
 		})
 	}
 	s.goRun("lag", func() error { s.watchLag(runCtx); return nil })
+	s.goRun("memory", func() error { s.releaseMemory(runCtx); return nil })
 	logger.Info("ledger serving", zap.String("store", c.Store), zap.String("http", s.addr), zap.String("profile", c.Profile))
 	ok = true
 	return s, nil
@@ -316,4 +317,27 @@ func (r *restartable) Stop() {
 	r.cancel()
 	<-r.done
 	r.cancel, r.done = nil, nil
+}
+
+// releaseMemory drops, now and then, the pages of the store's and the read
+// model's files that the process has mapped in: they stay in the page cache
+// and come back on the next read, but do not count against the service's
+// resident memory meanwhile.
+func (s *service) releaseMemory(ctx context.Context) {
+	type releaser interface{ ReleaseMemory() error }
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r, ok := s.store.(releaser); ok {
+			_ = r.ReleaseMemory()
+		}
+		s.rm.mu.RLock()
+		_ = s.rm.cur.ReleaseMemory()
+		s.rm.mu.RUnlock()
+	}
 }
