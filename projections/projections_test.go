@@ -246,7 +246,7 @@ func TestReplayWithChangedRuleReportsDiffAndRestatesOnce(t *testing.T) {
 	})
 
 	// The "fix": immediate settlement. The dry run reports order A only.
-	res, err := projections.Replay(ctx, l, projections.ReplayOptions{Rules: rules, Current: rm, Sink: openRM(t)})
+	res, err := projections.Replay(ctx, l, projections.ReplayOptions{Rules: rules, Current: rm})
 	require.NoError(t, err)
 	assert.EqualValues(t, 4, res.Facts)
 	assert.EqualValues(t, 2, res.Orders)

@@ -117,7 +117,9 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 
 	if opts.Current != nil {
 		if _, ok := opts.Sink.(lister); !ok {
-			return res, errors.New("replay: comparing with the current read model needs a sink that lists its rows")
+			// No file to compare from (a dry run without one): keep the rows
+			// in memory. ledger replay always gives a file.
+			opts.Sink = &memRows{next: opts.Sink, rows: map[string]Summary{}}
 		}
 	}
 	// The writer stores rows while the fold goes on.
@@ -250,6 +252,39 @@ func resume(ctx context.Context, log domain.EventLog, rules domain.Rules, stream
 	}
 	rf.next = rev
 	return rf, nil
+}
+
+// memRows holds rebuilt rows in memory so they can be compared.
+type memRows struct {
+	next   ReplaySink
+	rows   map[string]Summary
+	sorted []Summary
+}
+
+func (m *memRows) Put(ctx context.Context, rows []Summary) error {
+	for _, r := range rows {
+		m.rows[r.OrderID] = r
+	}
+	m.sorted = nil
+	if m.next != nil {
+		return m.next.Put(ctx, rows)
+	}
+	return nil
+}
+
+func (m *memRows) Summaries(_ context.Context, after string, limit int) ([]Summary, error) {
+	if m.sorted == nil {
+		m.sorted = make([]Summary, 0, len(m.rows))
+		for _, r := range m.rows {
+			m.sorted = append(m.sorted, r)
+		}
+		slices.SortFunc(m.sorted, func(a, b Summary) int { return strings.Compare(a.OrderID, b.OrderID) })
+	}
+	i, _ := slices.BinarySearchFunc(m.sorted, after, func(r Summary, id string) int { return strings.Compare(r.OrderID, id) })
+	for i < len(m.sorted) && m.sorted[i].OrderID <= after {
+		i++
+	}
+	return m.sorted[i:min(i+limit, len(m.sorted))], nil
 }
 
 // lister pages through a read model's rows in order-id order.
