@@ -34,17 +34,19 @@ type Config struct {
 	} `mapstructure:"esdb"`
 
 	AMQP struct {
-		URL                   string `mapstructure:"url"`
-		CAFile                string `mapstructure:"ca_file"`
-		CertFile              string `mapstructure:"cert_file"`
-		KeyFile               string `mapstructure:"key_file"`
-		ServerName            string `mapstructure:"server_name"`
-		Queue                 string `mapstructure:"queue"`
-		QueueType             string `mapstructure:"queue_type"` // quorum | classic
-		Prefetch              int    `mapstructure:"prefetch"`
-		DeliveryLimit         int    `mapstructure:"delivery_limit"` // deliveries before a message that keeps failing goes to <queue>_error
-		DeclareConsumerQueues bool   `mapstructure:"declare_consumer_queues"`
-		Envelope              string `mapstructure:"envelope"` // outbound commands: masstransit | cloudevents | bare
+		URL                   string        `mapstructure:"url"`
+		CAFile                string        `mapstructure:"ca_file"`
+		CertFile              string        `mapstructure:"cert_file"`
+		KeyFile               string        `mapstructure:"key_file"`
+		ServerName            string        `mapstructure:"server_name"`
+		Queue                 string        `mapstructure:"queue"`
+		QueueType             string        `mapstructure:"queue_type"` // quorum | classic
+		Prefetch              int           `mapstructure:"prefetch"`
+		DeliveryLimit         int           `mapstructure:"delivery_limit"` // deliveries before a message that keeps failing goes to <queue>_error
+		BatchSize             int           `mapstructure:"batch_size"`     // deliveries appended together
+		BatchWait             time.Duration `mapstructure:"batch_wait"`     // how long a batch waits to fill
+		DeclareConsumerQueues bool          `mapstructure:"declare_consumer_queues"`
+		Envelope              string        `mapstructure:"envelope"` // outbound commands: masstransit | cloudevents | bare
 	} `mapstructure:"amqp"`
 
 	HTTP struct {
@@ -110,6 +112,8 @@ func setDefaults(v *viper.Viper) {
 	// the limit leaves room for many of them; poison messages never depend
 	// on it (they are dead-lettered on their first delivery).
 	v.SetDefault("amqp.delivery_limit", 50)
+	v.SetDefault("amqp.batch_size", 128)
+	v.SetDefault("amqp.batch_wait", 2*time.Millisecond)
 	v.SetDefault("amqp.declare_consumer_queues", true)
 	v.SetDefault("amqp.envelope", "masstransit")
 	v.SetDefault("http.addr", "127.0.0.1:8080")
@@ -210,6 +214,9 @@ func (c Config) Validate() error {
 	}
 	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
 		errs = append(errs, fmt.Errorf("amqp.queue_type %q: use quorum or classic", c.AMQP.QueueType))
+	}
+	if c.AMQP.BatchSize <= 0 || c.AMQP.BatchWait < 0 {
+		errs = append(errs, errors.New("amqp.batch_size must be positive and amqp.batch_wait not negative"))
 	}
 	if c.AMQP.DeliveryLimit <= 0 {
 		errs = append(errs, errors.New("amqp.delivery_limit: must be positive"))

@@ -66,6 +66,7 @@ func brokerConfig(c Config, m *metrics) rabbitmq.Config {
 	bc := rabbitmq.Config{
 		URL: c.AMQP.URL, ConnectionName: "ledger",
 		Queue: c.AMQP.Queue, QueueType: c.AMQP.QueueType, Prefetch: c.AMQP.Prefetch, DeliveryLimit: c.AMQP.DeliveryLimit,
+		BatchSize: c.AMQP.BatchSize, BatchWait: c.AMQP.BatchWait,
 	}
 	bc.TLS.CAFile, bc.TLS.CertFile, bc.TLS.KeyFile, bc.TLS.ServerName = c.AMQP.CAFile, c.AMQP.CertFile, c.AMQP.KeyFile, c.AMQP.ServerName
 	// Inbound bindings and outbound exchanges: the adapter's defaults are
