@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -340,6 +341,25 @@ func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
 		ev, cmds, _ := w.forOrder(o.ID)
 		return len(ev) == 3 && len(cmds) == 3
 	}, 20*time.Second, 100*time.Millisecond)
+
+	// The metrics saw it: three facts, six redeliveries, six messages out.
+	metric := func(name string) string {
+		resp, err := http.Get("http://" + in.http + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, name+" ") {
+				return strings.TrimPrefix(line, name+" ")
+			}
+		}
+		return ""
+	}
+	require.Eventually(t, func() bool { return metric(`ledger_messages_published_total{kind="bookworm"}`) == "3" }, 10*time.Second, 100*time.Millisecond)
+	assert.Equal(t, "3", metric("ledger_facts_appended_total"))
+	assert.Equal(t, "6", metric("ledger_facts_duplicate_total"))
+	assert.Equal(t, "9", metric("ledger_messages_consumed_total"))
+	assert.Equal(t, "3", metric(`ledger_messages_published_total{kind="accelbyte"}`))
 
 	// Restart the service: the publisher must not emit anything new, and a
 	// re-publish after a crash would carry the same ids.
