@@ -24,6 +24,7 @@ browser:
 
 ## specs-deps: install the official AsyncAPI parser (npm) used to validate specs/asyncapi.yaml
 specs-deps:
+	@.ci/ensure-node
 	@cd specs/validate && (test -d node_modules/@asyncapi/parser || npm ci --no-audit --no-fund --loglevel=error)
 
 specs-validate: specs-deps
