@@ -326,7 +326,7 @@ func (r *restartable) Stop() {
 // resident memory meanwhile.
 func (s *service) releaseMemory(ctx context.Context) {
 	type releaser interface{ ReleaseMemory() error }
-	t := time.NewTicker(15 * time.Second)
+	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
