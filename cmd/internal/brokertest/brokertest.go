@@ -4,6 +4,7 @@
 package brokertest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -33,37 +34,70 @@ func Vhost(t testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "ledger-test-" + hex.EncodeToString(b[:])
-	base, err := url.Parse(BaseURL())
+	u, err := CreateVhost(context.Background(), BaseURL(), name, 0)
 	if err != nil {
-		t.Fatalf("LEDGER_TEST_AMQP_URL: %v", err)
+		t.Fatalf("%v (is the broker up? run make broker)", err)
 	}
-	user := base.User.Username()
-	ctl(t, "add_vhost", name)
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "-q", "delete_vhost", name).Run() })
-	ctl(t, "set_permissions", "-p", name, user, ".*", ".*", ".*")
-	base.Path = "/" + url.PathEscape(name)
-	u := base.String()
+	t.Cleanup(func() { DeleteVhost(name) })
+	return u
+}
+
+// CreateVhost makes the virtual host name on the broker behind base, grants
+// base's user everything on it, waits until it takes connections, and
+// returns its URL. A broker that is restarting (make chaos does that) is
+// waited for up to wait.
+func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("amqp url: %w", err)
+	}
+	for deadline := time.Now().Add(wait); ; {
+		_, err := Ctl(ctx, "add_vhost", name)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", err
+		}
+		time.Sleep(time.Second)
+	}
+	if _, err := Ctl(ctx, "set_permissions", "-p", name, u.User.Username(), ".*", ".*", ".*"); err != nil {
+		DeleteVhost(name)
+		return "", err
+	}
+	u.Path = "/" + url.PathEscape(name)
+	u.RawPath = ""
+	vu := u.String()
 	// Permissions take a moment to reach the connection layer.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := amqp.Dial(u)
+		c, err := amqp.Dial(vu)
 		if err == nil {
 			c.Close()
-			return u
+			return vu, nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connect to fresh vhost %s: %v", name, err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			DeleteVhost(name)
+			return "", fmt.Errorf("connect to fresh vhost %s: %w", name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func ctl(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command("rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
+// DeleteVhost removes the virtual host and everything in it.
+func DeleteVhost(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = Ctl(ctx, "delete_vhost", name)
+}
+
+// Ctl runs rabbitmqctl -q with args and returns what it printed.
+func Ctl(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("rabbitmqctl %s: %v: %s (is the broker up? run make broker)", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
+	return string(out), nil
 }
 
 // Capture declares an exclusive queue bound to exchange (declared by the

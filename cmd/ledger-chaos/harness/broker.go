@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/projections"
 )
@@ -69,13 +68,7 @@ func VhostOf(amqpURL string) (string, error) {
 }
 
 // Ctl runs rabbitmqctl -q with args.
-func Ctl(ctx context.Context, args ...string) (string, error) {
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return string(out), nil
-}
+func Ctl(ctx context.Context, args ...string) (string, error) { return brokertest.Ctl(ctx, args...) }
 
 // QueueDepths returns, per queue of the vhost, ready plus unacked messages
 // and consumers (rabbitmqctl, so unacked deliveries are counted too).
@@ -258,16 +251,5 @@ func WaitQuiet(ctx context.Context, amqpURL, base string, timeout time.Duration)
 // Vhost makes a fresh virtual host on the broker behind base, granting its
 // user everything on it; the returned URL points into it.
 func Vhost(ctx context.Context, base, name string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", fmt.Errorf("parse amqp url: %w", err)
-	}
-	if _, err := Ctl(ctx, "add_vhost", name); err != nil {
-		return "", err
-	}
-	if _, err := Ctl(ctx, "set_permissions", "-p", name, u.User.Username(), ".*", ".*", ".*"); err != nil {
-		return "", err
-	}
-	u.Path = "/" + url.PathEscape(name)
-	return u.String(), nil
+	return brokertest.CreateVhost(ctx, base, name, 0)
 }
