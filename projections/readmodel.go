@@ -51,7 +51,13 @@ func (o *Orders) Run(ctx context.Context) error {
 }
 
 func (o *Orders) handle(ctx context.Context, batch []domain.RecordedEvent) error {
-	rows := make(map[string]Summary, len(batch))
+	// One summary per stream and batch, taken after its last event: the
+	// state is copied once, not once per event.
+	type touched struct {
+		rev uint64
+		cf  *cachedFold
+	}
+	latest := make(map[string]touched, len(batch))
 	order := make([]string, 0, len(batch))
 	for _, re := range batch {
 		cf, err := o.states.at(ctx, re.Stream, re.Revision)
@@ -62,14 +68,15 @@ func (o *Orders) handle(ctx context.Context, batch []domain.RecordedEvent) error
 		if _, ok, err := cf.apply(re); !ok {
 			o.cfg.Observer.Poison(ReadModelName, re, err)
 		}
-		if _, seen := rows[re.Stream]; !seen {
+		if _, seen := latest[re.Stream]; !seen {
 			order = append(order, re.Stream)
 		}
-		rows[re.Stream] = SummaryOf(re.Stream, re.Revision, cf.facts, cf.f.State())
+		latest[re.Stream] = touched{rev: re.Revision, cf: cf}
 	}
 	out := make([]Summary, 0, len(order))
 	for _, st := range order {
-		out = append(out, rows[st])
+		t := latest[st]
+		out = append(out, SummaryOf(st, t.rev, t.cf.facts, t.cf.f.State()))
 	}
 	last := batch[len(batch)-1].Position
 	if err := o.rm.Apply(ctx, ReadModelName, last, out); err != nil {
