@@ -30,12 +30,6 @@ const (
 	FactOrderRestated             FactType = "OrderRestated"
 )
 
-// Contract namespaces (MassTransit exchange prefixes, CloudEvents type prefixes).
-const (
-	NamespaceBookWorm = "BookWorm.Contracts"
-	NamespaceLedger   = "OrderLedger.Contracts"
-)
-
 type amountRule uint8
 
 const (

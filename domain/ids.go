@@ -84,19 +84,13 @@ func isCanonicalUUID(s string) bool {
 
 const nilUUID = "00000000-0000-0000-0000-000000000000"
 
-const streamPrefix = "order-"
-
-// StreamPrefix is the prefix of every order stream ("order-"); EventStoreDB
-// derives the category "$ce-order" from it.
-const StreamPrefix = streamPrefix
-
 // StreamName is the order's stream: "order-<lower-case uuid>".
-func StreamName(orderID string) string { return streamPrefix + strings.ToLower(orderID) }
+func StreamName(orderID string) string { return StreamPrefix + strings.ToLower(orderID) }
 
 // OrderIDFromStream returns the order id of an order stream, and false for
 // any other stream name.
 func OrderIDFromStream(stream string) (string, bool) {
-	id, ok := strings.CutPrefix(stream, streamPrefix)
+	id, ok := strings.CutPrefix(stream, StreamPrefix)
 	if !ok || !isCanonicalUUID(id) {
 		return "", false
 	}

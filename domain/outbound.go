@@ -17,13 +17,6 @@ const (
 	KindBookWorm  OutboundKind = "bookworm"
 )
 
-// AccelByteExchange is the durable topic exchange of the AccelByte order
-// events; the routing key is the event name.
-const AccelByteExchange = "orderProcessing"
-
-// CommandExchange is the MassTransit fanout exchange of a BookWorm command.
-func CommandExchange(command string) string { return NamespaceBookWorm + ":" + command }
-
 // OutboundConfig is what the outbound messages need from configuration.
 type OutboundConfig struct {
 	Namespace, ParentNamespace string // AccelByte namespaces
