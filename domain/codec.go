@@ -269,7 +269,7 @@ func DecodeFact(eventType string, data []byte) (Fact, error) {
 	if at == nil {
 		return Fact{}, invalid("at", "required")
 	}
-	ts, err := parseTime(at)
+	ts, err := ParseTime(at)
 	if err != nil {
 		return Fact{}, invalidErr("at", err)
 	}
