@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 type storedEvent struct {
@@ -32,7 +33,7 @@ func benchHistory(b *testing.B) []storedEvent {
 		PreviousStatus: domain.StatusFulfilled, Money: domain.Totals{Captured: 9999, Refunded: 9999}, ReplayID: "r1", Reason: "fix"}})
 	var out []storedEvent
 	for _, e := range h.events {
-		data, err := domain.EncodeFact(e.Fact, usd)
+		data, err := codec.EncodeFact(e.Fact, usd)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func BenchmarkFoldHistory(b *testing.B) {
 	events := make([]domain.Event, len(hist))
 	decode := func(b *testing.B) {
 		for i, se := range hist {
-			f, err := domain.DecodeFact(se.typ, se.data)
+			f, err := codec.DecodeFact(se.typ, se.data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -93,7 +94,7 @@ func BenchmarkFoldHistory(b *testing.B) {
 	folderOnce := func(b *testing.B) {
 		fo := domain.NewFolder(immediate, domain.State{})
 		for i, se := range hist {
-			f, err := domain.DecodeFact(se.typ, se.data)
+			f, err := codec.DecodeFact(se.typ, se.data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -103,7 +104,7 @@ func BenchmarkFoldHistory(b *testing.B) {
 	evolveOnce := func(b *testing.B) {
 		var s domain.State
 		for i, se := range hist {
-			f, err := domain.DecodeFact(se.typ, se.data)
+			f, err := codec.DecodeFact(se.typ, se.data)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -155,17 +156,7 @@ func BenchmarkFoldHistory(b *testing.B) {
 	})
 }
 
-func BenchmarkDecodeMessage(b *testing.B) {
-	body := []byte(`{"basketId":"` + basketA + `","fullName":"John Doe","email":"john.doe@example.com","orderId":"` + orderA +
-		`","totalMoney":"99.99","id":"8cc9a403-12a7-5dba-a509-de2100d7d9e6","creationDate":"2025-08-01T10:00:00.123Z"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := domain.DecodeMessage(domain.FactUserCheckedOut, body, usd, t0); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
+// BenchmarkIntents: the messages of a checkout, bodies rendered.
 func BenchmarkIntents(b *testing.B) {
 	h := newHistory(orderA)
 	e := h.checkout()
@@ -173,7 +164,11 @@ func BenchmarkIntents(b *testing.B) {
 	cfg := domain.DefaultOutboundConfig()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := domain.Intents(cfg, "order-"+orderA, s, out.Transitions[0]); err != nil {
+		msgs, err := domain.Intents(cfg, "order-"+orderA, s, out.Transitions[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := codec.RenderBodies(cfg, msgs); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -30,18 +29,20 @@ const (
 	FactOrderRestated             FactType = "OrderRestated"
 )
 
-type amountRule uint8
+// AmountRule says whether a fact type carries an amount.
+type AmountRule uint8
 
+// Amount rules.
 const (
-	amountNone amountRule = iota
-	amountRequired
-	amountOptional
+	AmountNone     AmountRule = iota // never an amount
+	AmountRequired                   // always an amount
+	AmountOptional                   // an amount or none (a refund request: none is the whole order)
 )
 
 type factInfo struct {
 	ns       string
 	moneyKey string // JSON key of the amount: "totalMoney", "amount" or ""
-	amount   amountRule
+	amount   AmountRule
 	provider bool // providerReference required
 	bookworm bool // a BookWorm event: basketId and totalMoney required
 }
@@ -49,11 +50,11 @@ type factInfo struct {
 func infoOf(t FactType) (factInfo, bool) {
 	switch t {
 	case FactUserCheckedOut, FactBasketDeletedComplete, FactBasketDeletedFailed, FactOrderCompleted, FactOrderCancelled:
-		return factInfo{ns: NamespaceBookWorm, moneyKey: "totalMoney", amount: amountRequired, bookworm: true}, true
+		return factInfo{ns: NamespaceBookWorm, moneyKey: "totalMoney", amount: AmountRequired, bookworm: true}, true
 	case FactPaymentRefunded, FactPaymentRefundFailed, FactPaymentChargeback, FactPaymentChargebackReversed:
-		return factInfo{ns: NamespaceLedger, moneyKey: "amount", amount: amountRequired, provider: true}, true
+		return factInfo{ns: NamespaceLedger, moneyKey: "amount", amount: AmountRequired, provider: true}, true
 	case FactOrderRefundRequested:
-		return factInfo{ns: NamespaceLedger, moneyKey: "amount", amount: amountOptional}, true
+		return factInfo{ns: NamespaceLedger, moneyKey: "amount", amount: AmountOptional}, true
 	case FactOrderFulfillFailed:
 		return factInfo{ns: NamespaceLedger}, true
 	case FactPlacementTimedOut, FactOrderRestated:
@@ -78,7 +79,7 @@ func FactTypes() []FactType { return append(InboundTypes(), FactPlacementTimedOu
 // (MassTransit exchange) and "urn:message:BookWorm.Contracts:X"
 // (MassTransit messageType). The namespace must be the type's own.
 func LookupFactType(name string) (FactType, bool) {
-	if t := FactType(name); t.known() {
+	if t := FactType(name); t.Known() {
 		return t, true
 	}
 	rest, _ := strings.CutPrefix(name, "urn:message:")
@@ -98,7 +99,15 @@ func LookupFactType(name string) (FactType, bool) {
 	return "", false
 }
 
-func (t FactType) known() bool { _, ok := infoOf(t); return ok }
+// Known reports whether t is one of the thirteen fact types.
+func (t FactType) Known() bool { _, ok := infoOf(t); return ok }
+
+// MoneyKey is the JSON key of t's amount: "totalMoney" for BookWorm events,
+// "amount" for payment facts and refund requests, "" for the others.
+func (t FactType) MoneyKey() string { info, _ := infoOf(t); return info.moneyKey }
+
+// AmountRule says whether t carries an amount.
+func (t FactType) AmountRule() AmountRule { info, _ := infoOf(t); return info.amount }
 
 // Namespace is "BookWorm.Contracts" for BookWorm events,
 // "OrderLedger.Contracts" for payment facts and "" for the ledger's own facts
@@ -139,7 +148,6 @@ const (
 	maxEmailBytes  = 320
 	maxRefBytes    = 256
 	maxReasonBytes = 2000
-	maxUnknownKeys = 64 // duplicate detection is quadratic in them
 )
 
 // Validate checks f against its type's contract. Errors match ErrInvalidFact
@@ -149,6 +157,22 @@ func (f Fact) Validate() error {
 	if !ok {
 		return &ValidationError{Field: "type", Problem: fmt.Sprintf("unknown fact type %q", clip(string(f.Type))), Err: ErrUnknownFactType}
 	}
+	if err := checkIDs(&f, info); err != nil {
+		return err
+	}
+	if err := checkAmount(&f, info); err != nil {
+		return err
+	}
+	if err := checkWhen(&f); err != nil {
+		return err
+	}
+	if err := checkRestated(&f); err != nil {
+		return err
+	}
+	return checkTexts(&f)
+}
+
+func checkIDs(f *Fact, info factInfo) error {
 	if !isCanonicalUUID(f.OrderID) {
 		return invalid("orderId", "must be a lower-case canonical UUID")
 	}
@@ -161,14 +185,18 @@ func (f Fact) Validate() error {
 	if f.BasketID != "" && !isCanonicalUUID(f.BasketID) {
 		return invalid("basketId", "must be a lower-case canonical UUID")
 	}
+	return nil
+}
+
+func checkAmount(f *Fact, info factInfo) error {
 	moneyKey := info.moneyKey
 	if moneyKey == "" {
 		moneyKey = "amount"
 	}
 	switch {
-	case info.amount == amountRequired && !f.HasAmount:
+	case info.amount == AmountRequired && !f.HasAmount:
 		return invalid(moneyKey, "required")
-	case info.amount == amountNone && (f.HasAmount || f.Amount != 0):
+	case info.amount == AmountNone && (f.HasAmount || f.Amount != 0):
 		return invalid(moneyKey, "not allowed for "+string(f.Type))
 	case !f.HasAmount && f.Amount != 0:
 		return invalid(moneyKey, "set without HasAmount")
@@ -180,6 +208,11 @@ func (f Fact) Validate() error {
 	if info.provider && strings.TrimSpace(f.ProviderRef) == "" {
 		return invalid("providerReference", "required")
 	}
+	return nil
+}
+
+// checkWhen checks the time and the time-out attempt.
+func checkWhen(f *Fact) error {
 	if f.At.IsZero() {
 		return invalid("at", "required")
 	}
@@ -193,25 +226,33 @@ func (f Fact) Validate() error {
 	} else if f.Attempt != 0 {
 		return invalid("attempt", "only for "+string(FactPlacementTimedOut))
 	}
-	if f.Type == FactOrderRestated {
-		if f.Restated == nil {
-			return invalid("restated", "required")
+	return nil
+}
+
+func checkRestated(f *Fact) error {
+	if f.Type != FactOrderRestated {
+		if f.Restated != nil {
+			return invalid("restated", "only for "+string(FactOrderRestated))
 		}
-		if !f.Restated.Status.Valid() {
-			return invalid("restated.status", fmt.Sprintf("unknown status %q", clip(string(f.Restated.Status))))
-		}
-		if f.Restated.PreviousStatus != "" && !f.Restated.PreviousStatus.Valid() {
-			return invalid("restated.previousStatus", fmt.Sprintf("unknown status %q", clip(string(f.Restated.PreviousStatus))))
-		}
-		if err := checkText("restated.replayId", f.Restated.ReplayID, maxRefBytes); err != nil {
-			return err
-		}
-		if err := checkText("restated.reason", f.Restated.Reason, maxReasonBytes); err != nil {
-			return err
-		}
-	} else if f.Restated != nil {
-		return invalid("restated", "only for "+string(FactOrderRestated))
+		return nil
 	}
+	r := f.Restated
+	if r == nil {
+		return invalid("restated", "required")
+	}
+	if !r.Status.Valid() {
+		return invalid("restated.status", fmt.Sprintf("unknown status %q", clip(string(r.Status))))
+	}
+	if r.PreviousStatus != "" && !r.PreviousStatus.Valid() {
+		return invalid("restated.previousStatus", fmt.Sprintf("unknown status %q", clip(string(r.PreviousStatus))))
+	}
+	if err := checkText("restated.replayId", r.ReplayID, maxRefBytes); err != nil {
+		return err
+	}
+	return checkText("restated.reason", r.Reason, maxReasonBytes)
+}
+
+func checkTexts(f *Fact) error {
 	if f.FullName != nil {
 		if err := checkText("fullName", *f.FullName, maxNameBytes); err != nil {
 			return err
@@ -236,259 +277,4 @@ func checkText(field, s string, max int) error {
 		return invalid(field, "not valid UTF-8")
 	}
 	return nil
-}
-
-// Message keys, matched case-insensitively (lower-case here).
-const (
-	keyOrderID = iota
-	keyBasketID
-	keyFullName
-	keyEmail
-	keyMoney
-	keyProviderRef
-	keyReason
-	keyCreationDate
-	keyCurrency
-	numKeys
-)
-
-var messageKeyNames = [numKeys]string{"orderId", "basketId", "fullName", "email", "", "providerReference", "reason", "creationDate", "currency"}
-
-func messageKey(key []byte, moneyKey string) int {
-	switch len(key) {
-	case 5:
-		if equalFoldASCII(key, "email") {
-			return keyEmail
-		}
-	case 6:
-		if equalFoldASCII(key, "reason") {
-			return keyReason
-		}
-		if moneyKey == "amount" && equalFoldASCII(key, "amount") {
-			return keyMoney
-		}
-	case 7:
-		if equalFoldASCII(key, "orderid") {
-			return keyOrderID
-		}
-	case 8:
-		if equalFoldASCII(key, "basketid") {
-			return keyBasketID
-		}
-		if equalFoldASCII(key, "fullname") {
-			return keyFullName
-		}
-		if equalFoldASCII(key, "currency") {
-			return keyCurrency
-		}
-	case 10:
-		if moneyKey == "totalMoney" && equalFoldASCII(key, "totalmoney") {
-			return keyMoney
-		}
-	case 12:
-		if equalFoldASCII(key, "creationdate") {
-			return keyCreationDate
-		}
-	case 17:
-		if equalFoldASCII(key, "providerreference") {
-			return keyProviderRef
-		}
-	}
-	return -1
-}
-
-// DecodeMessage turns an inbound message body (the BookWorm or payment JSON
-// object, camelCase, keys matched case-insensitively like MassTransit) into
-// a validated Fact. at is the envelope's time (MassTransit sentTime,
-// CloudEvents time); when it is zero the body's creationDate is used, and
-// without either the message is rejected. Use DecodeMessageAt to fall back
-// to the receipt time instead. Unknown keys are ignored, duplicate keys
-// (in any letter case) rejected. Errors match ErrInvalidFact.
-func DecodeMessage(t FactType, body []byte, cur Currency, at time.Time) (Fact, error) {
-	return DecodeMessageAt(t, body, cur, at, time.Time{})
-}
-
-// DecodeMessageAt is DecodeMessage with the full time precedence: the
-// envelope time, else the body's creationDate, else receivedAt.
-func DecodeMessageAt(t FactType, body []byte, cur Currency, envelopeAt, receivedAt time.Time) (Fact, error) {
-	info, ok := infoOf(t)
-	if !ok || info.ns == "" {
-		return Fact{}, &ValidationError{Field: "type", Problem: fmt.Sprintf("%q is not an inbound message type", clip(string(t))), Err: ErrUnknownFactType}
-	}
-	if err := cur.Validate(); err != nil {
-		return Fact{}, fmt.Errorf("decode %s: %w", t, err)
-	}
-	s := scanner{data: body}
-	if s.peek() != '{' {
-		return Fact{}, invalid("", "body must be a JSON object")
-	}
-	s.pos++
-	var (
-		seen      [numKeys]bool
-		unknown   [][]byte
-		f         = Fact{Type: t}
-		orderID   []byte
-		basketID  []byte
-		moneyRaw  []byte
-		hasOrder  bool
-		hasBasket bool
-		created   []byte
-		currency  []byte
-	)
-	for first := true; ; first = false {
-		key, more, err := s.member(first)
-		if err != nil {
-			return Fact{}, invalidErr("", err)
-		}
-		if !more {
-			break
-		}
-		k := messageKey(key, info.moneyKey)
-		if k < 0 {
-			for _, u := range unknown {
-				if bytes.EqualFold(u, key) {
-					return Fact{}, invalid(string(key), "duplicate key")
-				}
-			}
-			if len(unknown) == maxUnknownKeys {
-				return Fact{}, invalid("", fmt.Sprintf("more than %d unknown properties", maxUnknownKeys))
-			}
-			unknown = append(unknown, bytes.Clone(key))
-			if _, err := s.value(0); err != nil {
-				return Fact{}, invalidErr(string(key), err)
-			}
-			continue
-		}
-		name := messageKeyNames[k]
-		if k == keyMoney {
-			name = info.moneyKey
-		}
-		if seen[k] {
-			return Fact{}, invalid(name, "duplicate key")
-		}
-		seen[k] = true
-		if k == keyMoney {
-			switch c := s.peek(); {
-			case c == 'n':
-				if err := s.literal("null"); err != nil {
-					return Fact{}, invalidErr(name, err)
-				}
-			case c == '"':
-				raw, err := s.value(0)
-				if err != nil {
-					return Fact{}, invalidErr(name, err)
-				}
-				moneyRaw = raw
-			case c == '-' || c >= '0' && c <= '9':
-				raw, err := s.number()
-				if err != nil {
-					return Fact{}, invalidErr(name, err)
-				}
-				moneyRaw = raw
-			default:
-				return Fact{}, invalid(name, "must be a number or a decimal string")
-			}
-			continue
-		}
-		v, isNull, err := s.stringOrNull()
-		if err != nil {
-			return Fact{}, invalidErr(name, err)
-		}
-		if v == nil && !isNull {
-			return Fact{}, invalid(name, "must be a string or null")
-		}
-		switch k {
-		case keyOrderID:
-			orderID, hasOrder = v, !isNull
-		case keyBasketID:
-			basketID, hasBasket = v, !isNull
-		case keyFullName:
-			if !isNull {
-				str := string(v)
-				f.FullName = &str
-			}
-		case keyEmail:
-			if !isNull {
-				str := string(v)
-				f.Email = &str
-			}
-		case keyProviderRef:
-			f.ProviderRef = string(v)
-		case keyReason:
-			f.Reason = string(v)
-		case keyCreationDate:
-			created = v
-		case keyCurrency:
-			currency = v
-		}
-	}
-	if err := s.end(); err != nil {
-		return Fact{}, invalidErr("", err)
-	}
-
-	if !hasOrder {
-		return Fact{}, invalid("orderId", "required")
-	}
-	id, ok := canonicalUUID(orderID)
-	if !ok {
-		return Fact{}, invalid("orderId", "must be a UUID (8-4-4-4-12 hex)")
-	}
-	f.OrderID = id
-	if hasBasket {
-		b, ok := canonicalUUID(basketID)
-		if !ok {
-			return Fact{}, invalid("basketId", "must be a UUID (8-4-4-4-12 hex)")
-		}
-		f.BasketID = b
-	} else if info.bookworm {
-		return Fact{}, invalid("basketId", "required")
-	}
-	if moneyRaw != nil {
-		v, err := ParseAmount(moneyRaw, cur.Decimals)
-		if err != nil {
-			return Fact{}, invalidErr(info.moneyKey, err)
-		}
-		f.Amount, f.HasAmount = v, true
-	} else if info.amount == amountRequired {
-		return Fact{}, invalid(info.moneyKey, "required")
-	}
-	if currency != nil && !strings.EqualFold(string(currency), cur.Code) {
-		return Fact{}, invalid("currency", fmt.Sprintf("%q, the ledger keeps %s", clip(currency), cur.Code))
-	}
-	switch {
-	case !envelopeAt.IsZero():
-		f.At = envelopeAt.UTC()
-	case created != nil:
-		ts, err := ParseTime(created)
-		if err != nil {
-			return Fact{}, invalidErr("creationDate", err)
-		}
-		f.At = ts
-	case !receivedAt.IsZero():
-		f.At = receivedAt.UTC()
-	default:
-		return Fact{}, invalid("creationDate", "required when the envelope carries no time")
-	}
-	f.At = f.At.Round(0) // drop a monotonic reading: facts compare by instant
-	if err := f.Validate(); err != nil {
-		return Fact{}, err
-	}
-	return f, nil
-}
-
-// stringOrNull reads a string (returned) or null (isNull). For any other
-// value it returns nil, false after skipping it.
-func (s *scanner) stringOrNull() (v []byte, isNull bool, err error) {
-	switch s.peek() {
-	case '"':
-		v, err = s.str()
-		if v == nil && err == nil {
-			v = []byte{}
-		}
-		return v, false, err
-	case 'n':
-		return nil, true, s.literal("null")
-	}
-	_, err = s.value(0)
-	return nil, false, err
 }

@@ -38,20 +38,21 @@ func DefaultRules() Rules {
 	return Rules{Currency: DefaultCurrency(), PlacementTimeout: 30 * time.Minute, MaxPlacementAttempts: 3, RefundSettlement: SettleImmediate}
 }
 
-// Validate reports every bad setting at once.
+// Validate reports every bad setting at once, each named by its key
+// (placement_timeout, refund_settlement, ...).
 func (r Rules) Validate() error {
 	var errs []error
 	if err := r.Currency.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if r.PlacementTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("placement timeout %v must be positive", r.PlacementTimeout))
+		errs = append(errs, fmt.Errorf("placement_timeout %v: the placement timeout must be positive", r.PlacementTimeout))
 	}
 	if r.MaxPlacementAttempts < 1 {
-		errs = append(errs, fmt.Errorf("max placement attempts %d must be 1 or more", r.MaxPlacementAttempts))
+		errs = append(errs, fmt.Errorf("max_placement_attempts %d: must be 1 or more", r.MaxPlacementAttempts))
 	}
 	if r.RefundSettlement != SettleImmediate && r.RefundSettlement != SettleProvider {
-		errs = append(errs, fmt.Errorf("refund settlement %q: want %q or %q", r.RefundSettlement, SettleImmediate, SettleProvider))
+		errs = append(errs, fmt.Errorf("refund_settlement %q: want %q or %q", r.RefundSettlement, SettleImmediate, SettleProvider))
 	}
 	return errors.Join(errs...)
 }
@@ -401,16 +402,17 @@ var whyStatusText = func() map[Status]string {
 
 func whyStatus(st Status) string { return whyStatusText[st] }
 
-// try decides one fact against the current state, applying it when it can.
+// try decides one fact against the current state, applying it when it can:
+// the checks every fact passes, then the method of its type.
 func (m *machine) try(e *Event) (Disposition, string) {
 	f := &e.Fact
 	info, ok := infoOf(f.Type)
 	if !ok {
 		return DispIgnored, fmt.Sprintf("unknown fact type %q", clip(string(f.Type)))
 	}
-	// Facts come validated (DecodeMessage, DecodeFact); these cheap checks
-	// keep a hand-built bad fact from moving money.
-	if f.Amount < 0 || info.amount == amountRequired && !f.HasAmount || !f.HasAmount && f.Amount != 0 ||
+	// Facts come validated (codec.DecodeMessage, codec.DecodeFact); these
+	// cheap checks keep a hand-built bad fact from moving money.
+	if f.Amount < 0 || info.amount == AmountRequired && !f.HasAmount || !f.HasAmount && f.Amount != 0 ||
 		f.HasAmount && f.Amount == 0 && info.provider {
 		return DispIgnored, "invalid fact: bad amount"
 	}
@@ -424,265 +426,345 @@ func (m *machine) try(e *Event) (Disposition, string) {
 		}
 		return DispHeld, whyNotCreated
 	}
-	immediate := m.r.RefundSettlement == SettleImmediate
-
 	switch f.Type {
 	case FactUserCheckedOut:
-		if st != "" {
-			return DispIgnored, "order already checked out"
-		}
-		m.s.OrderID, m.s.BasketID = f.OrderID, f.BasketID
-		m.s.FullName, m.s.Email = f.FullName, f.Email
-		m.s.Total = f.Amount
-		m.s.PlacementAttempts = 1
-		m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
-		m.transition(e, StatusInit, reasonOf(f), EventOrderCreated, CommandPlaceOrder, "")
-		return DispApplied, ""
-
+		return m.checkedOut(e)
 	case FactPlacementTimedOut:
-		if st != StatusInit {
-			return DispIgnored, "placement clock stopped: order is " + string(st)
-		}
-		if m.s.PlacementDeadline.IsZero() {
-			return DispIgnored, "placement clock stopped"
-		}
-		switch {
-		case f.Attempt < m.s.PlacementAttempts:
-			return DispIgnored, fmt.Sprintf("time-out %d already counted", f.Attempt)
-		case f.Attempt > m.s.PlacementAttempts:
-			return DispHeld, fmt.Sprintf("waits for time-out %d", m.s.PlacementAttempts)
-		case f.At.Before(m.s.PlacementDeadline):
-			return DispIgnored, "time-out before the deadline " + m.s.PlacementDeadline.Format(time.RFC3339Nano)
-		}
-		if m.s.PlacementAttempts < m.r.MaxPlacementAttempts {
-			m.s.PlacementAttempts++
-			m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
-			reason := ""
-			if m.out != nil { // the state keeps no reason for INIT -> INIT
-				reason = "placement re-sent after time-out " + strconv.Itoa(f.Attempt)
-			}
-			m.transition(e, StatusInit, reason, "", CommandPlaceOrder, "")
-			return DispApplied, ""
-		}
-		m.s.PlacementDeadline = time.Time{}
-		send, withheld := m.guarded(CommandCancelOrder)
-		m.transition(e, StatusClosed, fmt.Sprintf("placement timed out after %d attempts", m.s.PlacementAttempts), EventOrderExpired, send, withheld)
-		return DispApplied, ""
-
+		return m.placementTimedOut(e)
 	case FactBasketDeletedComplete:
-		if st == StatusInit {
-			m.stopClock()
-			if f.Amount != m.s.Total {
-				m.flag(e, fmt.Sprintf("charged total %s differs from the checkout total %s", m.money(f.Amount), m.money(m.s.Total)))
-			}
-			m.s.Total = f.Amount
-			m.s.Money.Captured = f.Amount
-			m.setNet()
-			m.transition(e, StatusCharged, reasonOf(f), EventOrderCharged, CommandDeleteBasketComplete, "")
-			return DispApplied, ""
-		}
-		if st == StatusClosed {
-			m.flag(e, "basket deleted (charge) after the order closed")
-			return DispIgnored, whyClosed
-		}
-		return DispIgnored, "order already charged"
-
+		return m.basketDeleted(e)
 	case FactBasketDeletedFailed:
-		if st == StatusInit {
-			m.stopClock()
-			m.s.Email = f.Email
-			m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, CommandDeleteBasketFailed, "")
-			return DispApplied, ""
-		}
-		if st == StatusClosed {
-			return DispIgnored, whyClosed
-		}
-		return DispIgnored, "order already charged"
-
+		return m.basketDeleteFailed(e)
 	case FactOrderCompleted:
-		switch st {
-		case StatusInit:
-			m.stopClock()
-			return DispHeld, whyNotCharged
-		case StatusCharged, StatusFulfillFailed:
-			m.s.FullName, m.s.Email = f.FullName, f.Email
-			send, withheld := m.guarded(CommandCompleteOrder)
-			m.transition(e, StatusFulfilled, reasonOf(f), EventOrderFulfilled, send, withheld)
-			return DispApplied, ""
-		case StatusFulfilled:
-			return DispIgnored, "order already fulfilled"
-		case StatusClosed:
-			return DispIgnored, whyClosed
-		}
-		return DispIgnored, whyStatus(st)
-
+		return m.completed(e)
 	case FactOrderCancelled:
-		switch st {
-		case StatusInit:
-			m.stopClock()
-			m.s.FullName, m.s.Email = f.FullName, f.Email
-			send, withheld := m.guarded(CommandCancelOrder)
-			m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, send, withheld)
-			return DispApplied, ""
-		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
-			// The guard reads the names the cancel carries, as BookWorm maps them first.
-			prevName, prevEmail := m.s.FullName, m.s.Email
-			m.s.FullName, m.s.Email = f.FullName, f.Email
-			send, withheld := m.guarded(CommandCancelOrder)
-			d, why := m.requestRefund(e, m.s.Money.outstanding(), send, withheld)
-			if d != DispApplied {
-				m.s.FullName, m.s.Email = prevName, prevEmail
-			}
-			return d, why
-		case StatusChargeback:
-			m.flag(e, "cancel during a chargeback: the money was already paid back by the chargeback")
-			return DispIgnored, "order is charged back"
-		case StatusRefunding:
-			return DispIgnored, "refund already in progress"
-		case StatusRefunded:
-			return DispIgnored, "order already refunded"
-		}
-		return DispIgnored, whyClosed
-
+		return m.cancelled(e)
 	case FactOrderRefundRequested:
-		switch st {
-		case StatusInit:
-			return DispHeld, whyNotCharged
-		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
-			amount := m.s.Money.outstanding()
-			if f.HasAmount {
-				amount = f.Amount
-			}
-			return m.requestRefund(e, amount, "", "")
-		case StatusChargeback:
-			m.flag(e, "refund requested during a chargeback: the money was already paid back by the chargeback")
-			return DispIgnored, "order is charged back"
-		case StatusRefunding:
-			return DispIgnored, "refund already in progress"
-		case StatusRefunded:
-			return DispIgnored, "order already refunded"
-		}
-		return DispIgnored, whyClosed
-
+		return m.refundRequested(e)
 	case FactPaymentRefunded:
-		if immediate {
-			return DispIgnored, "refunds settle immediately (refund settlement immediate)"
-		}
-		switch st {
-		case StatusRefunding:
-			if f.Amount > m.s.Money.outstanding() {
-				m.flag(e, fmt.Sprintf("refund %s above the %s still captured", m.money(f.Amount), m.money(m.s.Money.outstanding())))
-				return DispIgnored, "refund above what was captured"
-			}
-			if f.Amount != m.s.PendingRefund {
-				m.flag(e, fmt.Sprintf("refunded %s, requested %s", m.money(f.Amount), m.money(m.s.PendingRefund)))
-			}
-			m.s.Money.Refunded += f.Amount
-			m.setNet()
-			m.s.PendingRefund = 0
-			m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
-			return DispApplied, ""
-		case StatusRefunded:
-			m.flag(e, "second refund result for a refunded order")
-			return DispIgnored, "order already refunded"
-		case StatusClosed:
-			return DispIgnored, whyClosed
-		}
-		return DispHeld, "no refund in progress yet"
-
+		return m.refunded(e)
 	case FactPaymentRefundFailed:
-		if immediate {
-			return DispIgnored, "refunds settle immediately (refund settlement immediate)"
-		}
-		switch st {
-		case StatusRefunding:
-			m.s.PendingRefund = 0
-			m.transition(e, StatusRefundFailed, reasonOf(f), EventOrderRefundFailed, "", "")
-			return DispApplied, ""
-		case StatusRefunded:
-			return DispIgnored, "order already refunded"
-		case StatusClosed:
-			return DispIgnored, whyClosed
-		}
-		return DispHeld, "no refund in progress yet"
-
+		return m.refundFailed(e)
 	case FactPaymentChargeback:
-		switch st {
-		case StatusInit:
-			return DispHeld, whyNotCharged
-		case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
-			if out := m.s.Money.outstanding(); f.Amount > out {
-				m.flag(e, fmt.Sprintf("chargeback %s above the %s not yet paid back", m.money(f.Amount), m.money(out)))
-				return DispIgnored, "chargeback above what is still captured"
-			}
-			m.s.Money.ChargedBack += f.Amount
-			m.setNet()
-			m.transition(e, StatusChargeback, reasonOf(f), EventOrderChargeback, "", "")
-			return DispApplied, ""
-		case StatusRefunding:
-			return DispHeld, "refund in progress; waits for its result"
-		case StatusRefunded:
-			m.flag(e, "chargeback on a refunded order: the same money would be paid back twice")
-			return DispIgnored, "order already refunded"
-		case StatusChargeback:
-			m.flag(e, "second chargeback while charged back")
-			return DispIgnored, "order already charged back"
-		}
-		return DispIgnored, whyClosed
-
+		return m.chargeback(e)
 	case FactPaymentChargebackReversed:
-		switch st {
-		case StatusChargeback:
-			if open := m.s.Money.ChargedBack - m.s.Money.Reversed; f.Amount > open {
-				m.flag(e, fmt.Sprintf("reversal %s above the %s charged back", m.money(f.Amount), m.money(open)))
-				return DispIgnored, "reversal above the chargeback"
-			}
-			m.s.Money.Reversed += f.Amount
-			m.setNet()
-			m.transition(e, StatusChargebackReversed, reasonOf(f), EventOrderChargebackReversed, "", "")
-			return DispApplied, ""
-		case StatusRefunded:
-			return DispIgnored, "order already refunded"
-		case StatusClosed:
-			return DispIgnored, whyClosed
-		}
-		return DispHeld, "no chargeback yet"
-
+		return m.chargebackReversed(e)
 	case FactOrderFulfillFailed:
-		switch st {
-		case StatusInit:
-			return DispHeld, whyNotCharged
-		case StatusCharged:
-			m.transition(e, StatusFulfillFailed, reasonOf(f), EventOrderFulfillFailed, "", "")
-			return DispApplied, ""
-		case StatusFulfillFailed:
-			return DispIgnored, "fulfilment already failed"
-		case StatusClosed:
-			return DispIgnored, whyClosed
-		}
-		return DispIgnored, whyStatus(st)
-
+		return m.fulfillFailed(e)
 	case FactOrderRestated:
-		r := f.Restated
-		if r == nil {
-			return DispIgnored, "restatement without content"
-		}
-		if r.Status != st {
-			m.flag(e, fmt.Sprintf("restatement says %s, the fold derives %s", r.Status, st))
-		}
-		reason := r.Reason
-		if reason == "" {
-			reason = "restated after replay " + r.ReplayID
-		}
-		// The fold already reflects the fix; the restatement tells the world
-		// what changed since it last heard (From = what it was told).
-		if m.out != nil {
-			m.out.Transitions = append(m.out.Transitions, Transition{From: r.PreviousStatus, To: st, Cause: *e,
-				Reason: reason, AccelByte: EventOrderStatusUpdated})
-		}
-		return DispApplied, ""
+		return m.restated(e)
 	}
 	return DispIgnored, fmt.Sprintf("unknown fact type %q", clip(string(f.Type)))
+}
+
+// checkedOut creates the order and starts the placement clock.
+func (m *machine) checkedOut(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if st != "" {
+		return DispIgnored, "order already checked out"
+	}
+	m.s.OrderID, m.s.BasketID = f.OrderID, f.BasketID
+	m.s.FullName, m.s.Email = f.FullName, f.Email
+	m.s.Total = f.Amount
+	m.s.PlacementAttempts = 1
+	m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
+	m.transition(e, StatusInit, reasonOf(f), EventOrderCreated, CommandPlaceOrder, "")
+	return DispApplied, ""
+}
+
+// placementTimedOut re-sends PlaceOrderCommand, or expires the order
+// after the last attempt.
+func (m *machine) placementTimedOut(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if st != StatusInit {
+		return DispIgnored, "placement clock stopped: order is " + string(st)
+	}
+	if m.s.PlacementDeadline.IsZero() {
+		return DispIgnored, "placement clock stopped"
+	}
+	switch {
+	case f.Attempt < m.s.PlacementAttempts:
+		return DispIgnored, fmt.Sprintf("time-out %d already counted", f.Attempt)
+	case f.Attempt > m.s.PlacementAttempts:
+		return DispHeld, fmt.Sprintf("waits for time-out %d", m.s.PlacementAttempts)
+	case f.At.Before(m.s.PlacementDeadline):
+		return DispIgnored, "time-out before the deadline " + m.s.PlacementDeadline.Format(time.RFC3339Nano)
+	}
+	if m.s.PlacementAttempts < m.r.MaxPlacementAttempts {
+		m.s.PlacementAttempts++
+		m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
+		reason := ""
+		if m.out != nil { // the state keeps no reason for INIT -> INIT
+			reason = "placement re-sent after time-out " + strconv.Itoa(f.Attempt)
+		}
+		m.transition(e, StatusInit, reason, "", CommandPlaceOrder, "")
+		return DispApplied, ""
+	}
+	m.s.PlacementDeadline = time.Time{}
+	send, withheld := m.guarded(CommandCancelOrder)
+	m.transition(e, StatusClosed, fmt.Sprintf("placement timed out after %d attempts", m.s.PlacementAttempts), EventOrderExpired, send, withheld)
+	return DispApplied, ""
+}
+
+// basketDeleted is the charge: INIT -> CHARGED.
+func (m *machine) basketDeleted(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if st == StatusInit {
+		m.stopClock()
+		if f.Amount != m.s.Total {
+			m.flag(e, fmt.Sprintf("charged total %s differs from the checkout total %s", m.money(f.Amount), m.money(m.s.Total)))
+		}
+		m.s.Total = f.Amount
+		m.s.Money.Captured = f.Amount
+		m.setNet()
+		m.transition(e, StatusCharged, reasonOf(f), EventOrderCharged, CommandDeleteBasketComplete, "")
+		return DispApplied, ""
+	}
+	if st == StatusClosed {
+		m.flag(e, "basket deleted (charge) after the order closed")
+		return DispIgnored, whyClosed
+	}
+	return DispIgnored, "order already charged"
+}
+
+// basketDeleteFailed cancels the order before the charge.
+func (m *machine) basketDeleteFailed(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if st == StatusInit {
+		m.stopClock()
+		m.s.Email = f.Email
+		m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, CommandDeleteBasketFailed, "")
+		return DispApplied, ""
+	}
+	if st == StatusClosed {
+		return DispIgnored, whyClosed
+	}
+	return DispIgnored, "order already charged"
+}
+
+// completed fulfils a charged order.
+func (m *machine) completed(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusInit:
+		m.stopClock()
+		return DispHeld, whyNotCharged
+	case StatusCharged, StatusFulfillFailed:
+		m.s.FullName, m.s.Email = f.FullName, f.Email
+		send, withheld := m.guarded(CommandCompleteOrder)
+		m.transition(e, StatusFulfilled, reasonOf(f), EventOrderFulfilled, send, withheld)
+		return DispApplied, ""
+	case StatusFulfilled:
+		return DispIgnored, "order already fulfilled"
+	case StatusClosed:
+		return DispIgnored, whyClosed
+	}
+	return DispIgnored, whyStatus(st)
+}
+
+// cancelled closes an order before the charge and refunds what is still
+// captured after it.
+func (m *machine) cancelled(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusInit:
+		m.stopClock()
+		m.s.FullName, m.s.Email = f.FullName, f.Email
+		send, withheld := m.guarded(CommandCancelOrder)
+		m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, send, withheld)
+		return DispApplied, ""
+	case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+		// The guard reads the names the cancel carries, as BookWorm maps them first.
+		prevName, prevEmail := m.s.FullName, m.s.Email
+		m.s.FullName, m.s.Email = f.FullName, f.Email
+		send, withheld := m.guarded(CommandCancelOrder)
+		d, why := m.requestRefund(e, m.s.Money.outstanding(), send, withheld)
+		if d != DispApplied {
+			m.s.FullName, m.s.Email = prevName, prevEmail
+		}
+		return d, why
+	case StatusChargeback:
+		m.flag(e, "cancel during a chargeback: the money was already paid back by the chargeback")
+		return DispIgnored, "order is charged back"
+	case StatusRefunding:
+		return DispIgnored, "refund already in progress"
+	case StatusRefunded:
+		return DispIgnored, "order already refunded"
+	}
+	return DispIgnored, whyClosed
+}
+
+// refundRequested refunds the amount asked, or all that is still captured.
+func (m *machine) refundRequested(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusInit:
+		return DispHeld, whyNotCharged
+	case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+		amount := m.s.Money.outstanding()
+		if f.HasAmount {
+			amount = f.Amount
+		}
+		return m.requestRefund(e, amount, "", "")
+	case StatusChargeback:
+		m.flag(e, "refund requested during a chargeback: the money was already paid back by the chargeback")
+		return DispIgnored, "order is charged back"
+	case StatusRefunding:
+		return DispIgnored, "refund already in progress"
+	case StatusRefunded:
+		return DispIgnored, "order already refunded"
+	}
+	return DispIgnored, whyClosed
+}
+
+// refunded settles the refund in progress (provider settlement).
+func (m *machine) refunded(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if m.r.RefundSettlement == SettleImmediate {
+		return DispIgnored, "refunds settle immediately (refund settlement immediate)"
+	}
+	switch st {
+	case StatusRefunding:
+		if f.Amount > m.s.Money.outstanding() {
+			m.flag(e, fmt.Sprintf("refund %s above the %s still captured", m.money(f.Amount), m.money(m.s.Money.outstanding())))
+			return DispIgnored, "refund above what was captured"
+		}
+		if f.Amount != m.s.PendingRefund {
+			m.flag(e, fmt.Sprintf("refunded %s, requested %s", m.money(f.Amount), m.money(m.s.PendingRefund)))
+		}
+		m.s.Money.Refunded += f.Amount
+		m.setNet()
+		m.s.PendingRefund = 0
+		m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
+		return DispApplied, ""
+	case StatusRefunded:
+		m.flag(e, "second refund result for a refunded order")
+		return DispIgnored, "order already refunded"
+	case StatusClosed:
+		return DispIgnored, whyClosed
+	}
+	return DispHeld, "no refund in progress yet"
+}
+
+// refundFailed ends the refund in progress without money moving (provider
+// settlement).
+func (m *machine) refundFailed(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	if m.r.RefundSettlement == SettleImmediate {
+		return DispIgnored, "refunds settle immediately (refund settlement immediate)"
+	}
+	switch st {
+	case StatusRefunding:
+		m.s.PendingRefund = 0
+		m.transition(e, StatusRefundFailed, reasonOf(f), EventOrderRefundFailed, "", "")
+		return DispApplied, ""
+	case StatusRefunded:
+		return DispIgnored, "order already refunded"
+	case StatusClosed:
+		return DispIgnored, whyClosed
+	}
+	return DispHeld, "no refund in progress yet"
+}
+
+// chargeback pays money back to the buyer, up to what is still captured.
+func (m *machine) chargeback(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusInit:
+		return DispHeld, whyNotCharged
+	case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
+		if out := m.s.Money.outstanding(); f.Amount > out {
+			m.flag(e, fmt.Sprintf("chargeback %s above the %s not yet paid back", m.money(f.Amount), m.money(out)))
+			return DispIgnored, "chargeback above what is still captured"
+		}
+		m.s.Money.ChargedBack += f.Amount
+		m.setNet()
+		m.transition(e, StatusChargeback, reasonOf(f), EventOrderChargeback, "", "")
+		return DispApplied, ""
+	case StatusRefunding:
+		return DispHeld, "refund in progress; waits for its result"
+	case StatusRefunded:
+		m.flag(e, "chargeback on a refunded order: the same money would be paid back twice")
+		return DispIgnored, "order already refunded"
+	case StatusChargeback:
+		m.flag(e, "second chargeback while charged back")
+		return DispIgnored, "order already charged back"
+	}
+	return DispIgnored, whyClosed
+}
+
+// chargebackReversed gives the merchant back charged-back money.
+func (m *machine) chargebackReversed(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusChargeback:
+		if open := m.s.Money.ChargedBack - m.s.Money.Reversed; f.Amount > open {
+			m.flag(e, fmt.Sprintf("reversal %s above the %s charged back", m.money(f.Amount), m.money(open)))
+			return DispIgnored, "reversal above the chargeback"
+		}
+		m.s.Money.Reversed += f.Amount
+		m.setNet()
+		m.transition(e, StatusChargebackReversed, reasonOf(f), EventOrderChargebackReversed, "", "")
+		return DispApplied, ""
+	case StatusRefunded:
+		return DispIgnored, "order already refunded"
+	case StatusClosed:
+		return DispIgnored, whyClosed
+	}
+	return DispHeld, "no chargeback yet"
+}
+
+// fulfillFailed marks a charged order whose fulfilment failed.
+func (m *machine) fulfillFailed(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	switch st {
+	case StatusInit:
+		return DispHeld, whyNotCharged
+	case StatusCharged:
+		m.transition(e, StatusFulfillFailed, reasonOf(f), EventOrderFulfillFailed, "", "")
+		return DispApplied, ""
+	case StatusFulfillFailed:
+		return DispIgnored, "fulfilment already failed"
+	case StatusClosed:
+		return DispIgnored, whyClosed
+	}
+	return DispIgnored, whyStatus(st)
+}
+
+// restated tells the world what a replay changed.
+func (m *machine) restated(e *Event) (Disposition, string) {
+	f := &e.Fact
+	st := m.s.Status
+	r := f.Restated
+	if r == nil {
+		return DispIgnored, "restatement without content"
+	}
+	if r.Status != st {
+		m.flag(e, fmt.Sprintf("restatement says %s, the fold derives %s", r.Status, st))
+	}
+	reason := r.Reason
+	if reason == "" {
+		reason = "restated after replay " + r.ReplayID
+	}
+	// The fold already reflects the fix; the restatement tells the world
+	// what changed since it last heard (From = what it was told).
+	if m.out != nil {
+		m.out.Transitions = append(m.out.Transitions, Transition{From: r.PreviousStatus, To: st, Cause: *e,
+			Reason: reason, AccelByte: EventOrderStatusUpdated})
+	}
+	return DispApplied, ""
 }
 
 func (m *machine) stopClock() { m.s.PlacementDeadline = time.Time{} }

@@ -493,7 +493,8 @@ func TestPlacementClock(t *testing.T) {
 	}
 }
 
-// BookWorm's MassTransit saga tests (bookworm.md §4.2), as fold scenarios.
+// BookWorm's MassTransit saga tests (the order state machine's own test
+// cases: duplicate checkout, time-outs, cancel and complete), as fold scenarios.
 func TestBookWormSagaScenarios(t *testing.T) {
 	t.Run("duplicate checkout gives one PlaceOrderCommand", func(t *testing.T) {
 		h := newHistory(orderA)

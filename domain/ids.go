@@ -46,9 +46,9 @@ func formatUUID(b []byte) string {
 	return string(out[:])
 }
 
-// canonicalUUID returns b as a lower-case 8-4-4-4-12 UUID, and false when b
+// CanonicalUUID returns b as a lower-case 8-4-4-4-12 UUID, and false when b
 // is not a UUID in that form (either letter case).
-func canonicalUUID[T string | []byte](b T) (string, bool) {
+func CanonicalUUID[T string | []byte](b T) (string, bool) {
 	if len(b) != 36 {
 		return "", false
 	}
@@ -78,7 +78,7 @@ func canonicalUUID[T string | []byte](b T) (string, bool) {
 
 // isCanonicalUUID reports whether s is already a lower-case canonical UUID.
 func isCanonicalUUID(s string) bool {
-	c, ok := canonicalUUID(s)
+	c, ok := CanonicalUUID(s)
 	return ok && c == s
 }
 
@@ -112,6 +112,3 @@ func TimeoutEventID(orderID string, attempt int) string {
 func RestatementEventID(orderID, fingerprint string) string {
 	return NameUUID("restatement", strings.ToLower(orderID), fingerprint)
 }
-
-// hyphenless drops the hyphens of a UUID: AccelByte writes ids as 32 hex.
-func hyphenless(id string) string { return strings.ReplaceAll(id, "-", "") }

@@ -1,13 +1,11 @@
 package domain
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
-// Metadata is what a stored fact carries besides its data (DESIGN §3). The
-// $-prefixed keys are EventStoreDB's conventions, so its system projections
-// link correlated events.
+// Metadata is what a stored fact carries besides its data: where it came
+// from and how it correlates. The $-prefixed keys are EventStoreDB's
+// conventions, so its system projections link correlated events. The
+// codec package stores it as JSON with these keys.
 type Metadata struct {
 	CorrelationID  string    `json:"$correlationId,omitempty"`
 	CausationID    string    `json:"$causationId,omitempty"`
@@ -18,17 +16,4 @@ type Metadata struct {
 	ReceivedAt     time.Time `json:"receivedAt,omitzero"`
 	Redelivered    bool      `json:"redelivered,omitempty"`
 	Origin         string    `json:"origin,omitempty"` // "ledger" for facts the ledger makes itself
-}
-
-// EncodeMetadata renders m as stored JSON.
-func EncodeMetadata(m Metadata) ([]byte, error) { return json.Marshal(m) }
-
-// DecodeMetadata reads stored metadata; empty input gives the zero value.
-func DecodeMetadata(b []byte) (Metadata, error) {
-	var m Metadata
-	if len(b) == 0 {
-		return m, nil
-	}
-	err := json.Unmarshal(b, &m)
-	return m, err
 }

@@ -34,18 +34,18 @@ func DefaultCurrency() Currency { return Currency{Code: "USD", Decimals: 2} }
 func (c Currency) Validate() error {
 	var errs []error
 	if c.Code == "" || len(c.Code) > 16 {
-		errs = append(errs, fmt.Errorf("%w: code %q must have 1 to 16 characters", ErrInvalidCurrency, c.Code))
+		errs = append(errs, fmt.Errorf("currency %q: %w: the code must have 1 to 16 characters", c.Code, ErrInvalidCurrency))
 	} else {
 		for i := 0; i < len(c.Code); i++ {
 			ch := c.Code[i]
 			if !(ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '_') {
-				errs = append(errs, fmt.Errorf("%w: code %q: only A-Z, 0-9 and '_'", ErrInvalidCurrency, c.Code))
+				errs = append(errs, fmt.Errorf("currency %q: %w: the code has only A-Z, 0-9 and '_'", c.Code, ErrInvalidCurrency))
 				break
 			}
 		}
 	}
 	if c.Decimals < 0 || c.Decimals > MaxDecimals {
-		errs = append(errs, fmt.Errorf("%w: %d decimals, want 0..%d", ErrInvalidCurrency, c.Decimals, MaxDecimals))
+		errs = append(errs, fmt.Errorf("currency_decimals %d: %w: want 0..%d", c.Decimals, ErrInvalidCurrency, MaxDecimals))
 	}
 	return errors.Join(errs...)
 }
@@ -74,7 +74,9 @@ func ParseAmount(raw []byte, decimals int) (int64, error) {
 
 // ParseDecimal converts plain decimal text (digits, optionally '.' and
 // digits) to minor units, exactly; see ParseAmount for the rules.
-func ParseDecimal(s string, decimals int) (int64, error) { return parseDecimal(s, decimals, false) }
+func ParseDecimal[T string | []byte](s T, decimals int) (int64, error) {
+	return parseDecimal(s, decimals, false)
+}
 
 func parseDecimal[T string | []byte](s T, decimals int, jsonNumber bool) (int64, error) {
 	if decimals < 0 || decimals > MaxDecimals {
@@ -187,10 +189,11 @@ func clip[T string | []byte](s T) string {
 // FormatMinor renders minor units as exact decimal text: 9999,2 -> "99.99";
 // 100,2 -> "1.00"; -5,2 -> "-0.05".
 func FormatMinor(minor int64, decimals int) string {
-	return string(appendMinor(nil, minor, decimals))
+	return string(AppendMinor(nil, minor, decimals))
 }
 
-func appendMinor(dst []byte, minor int64, decimals int) []byte {
+// AppendMinor appends FormatMinor's text to dst.
+func AppendMinor(dst []byte, minor int64, decimals int) []byte {
 	if decimals < 0 {
 		decimals = 0
 	}

@@ -48,7 +48,9 @@ func (c OutboundConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Outbound is one message a transition asks to publish.
+// Outbound is one message a transition asks to publish. Intents fills
+// everything but Body, which the codec package renders from the fields
+// (codec.RenderBodies) before the message reaches a publisher.
 type Outbound struct {
 	Kind          OutboundKind
 	Name          string // "orderCreated" / "PlaceOrderCommand"
@@ -58,8 +60,21 @@ type Outbound struct {
 	OrderID       string
 	CorrelationID string    // the causing event's correlation id, else the order id (BookWorm's saga correlation)
 	CausationID   string    // the causing fact's event id
-	Time          time.Time // the causing fact's time
-	Body          []byte    // AccelByte: the full envelope; BookWorm: the command message object (no transport envelope)
+	Time          time.Time // the causing fact's time, UTC
+
+	// What the body says besides the fields above.
+	Order        OrderSnapshot // the order after the transition
+	From, To     Status        // AccelByte: previous status ("" for a new order) and status
+	StatusReason string        // AccelByte statusReason
+
+	Body []byte // AccelByte: the full envelope; BookWorm: the command message object (no transport envelope)
+}
+
+// OrderSnapshot is what an outbound message tells of its order.
+type OrderSnapshot struct {
+	BasketID        string // the buyer: BookWorm's basket id is its user id
+	FullName, Email *string
+	Total           int64 // minor units
 }
 
 // MessageID is the deterministic id of the message of the given kind caused
@@ -73,7 +88,9 @@ var ErrNoOrder = errors.New("no order in state")
 
 // Intents returns the messages transition t of the order in state s (the
 // state after the event) asks to publish: the AccelByte event first, then
-// the BookWorm command. The error is permanent (e.g. a total outside int32).
+// the BookWorm command. Their Body is not rendered yet. cfg is checked here,
+// so a bad setting fails before anything is sent. The error is permanent
+// (e.g. a total outside int32, an unknown command).
 func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbound, error) {
 	if t.AccelByte == "" && t.Command == "" {
 		return nil, nil
@@ -84,153 +101,41 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("intents for %s: %w", stream, err)
 	}
-	at := t.Cause.Fact.At.UTC()
+	if t.AccelByte != "" && (s.Total < 0 || s.Total > math.MaxInt32) {
+		return nil, fmt.Errorf("intents for %s: %w: total %d minor units outside the int32 AccelByte price range", stream, ErrAmountOverflow, s.Total)
+	}
+	if t.Command != "" && !isCommand(t.Command) {
+		return nil, fmt.Errorf("intents for %s: unknown command %q", stream, t.Command)
+	}
 	corr := s.OrderID // BookWorm's saga correlation
-	if c, ok := canonicalUUID(t.Cause.CorrelationID); ok {
+	if c, ok := CanonicalUUID(t.Cause.CorrelationID); ok {
 		corr = c
 	}
-	base := Outbound{OrderID: s.OrderID, CorrelationID: corr, CausationID: t.Cause.ID, Time: at}
-	var out []Outbound
+	base := Outbound{OrderID: s.OrderID, CorrelationID: corr, CausationID: t.Cause.ID, Time: t.Cause.Fact.At.UTC(),
+		Order: OrderSnapshot{BasketID: s.BasketID, FullName: s.FullName, Email: s.Email, Total: s.Total},
+		From:  t.From, To: t.To, StatusReason: t.Reason}
+	out := make([]Outbound, 0, 2)
 	if t.AccelByte != "" {
-		if s.Total < 0 || s.Total > math.MaxInt32 {
-			return nil, fmt.Errorf("intents for %s: %w: total %d minor units outside the int32 AccelByte price range", stream, ErrAmountOverflow, s.Total)
-		}
 		o := base
 		o.Kind, o.Name = KindAccelByte, t.AccelByte
 		o.MessageID = MessageID(stream, t.Cause.Revision, string(KindAccelByte)+":"+t.AccelByte)
 		o.Exchange, o.RoutingKey = AccelByteExchange, t.AccelByte
-		o.Body = accelByteBody(cfg, s, t, o.MessageID, corr, at)
 		out = append(out, o)
 	}
 	if t.Command != "" {
-		body, err := commandBody(cfg, s, t.Command, MessageID(stream, t.Cause.Revision, string(KindBookWorm)+":"+t.Command), at)
-		if err != nil {
-			return nil, fmt.Errorf("intents for %s: %w", stream, err)
-		}
 		o := base
 		o.Kind, o.Name = KindBookWorm, t.Command
 		o.MessageID = MessageID(stream, t.Cause.Revision, string(KindBookWorm)+":"+t.Command)
 		o.Exchange = CommandExchange(t.Command)
-		o.Body = body
 		out = append(out, o)
 	}
 	return out, nil
 }
 
-// accelByteBody is the AccelByte envelope (AsyncAPI "order service"):
-// payload.order plus the event fields.
-func accelByteBody(cfg OutboundConfig, s State, t Transition, id, corr string, at time.Time) []byte {
-	ts := at.Truncate(time.Second).Format(time.RFC3339) // AccelByte's eventstream SDK: second precision
-	b := make([]byte, 0, 768)
-	b = append(b, `{"payload":{"order":{"orderNo":`...)
-	b = appendString(b, s.OrderID)
-	b = append(b, `,"namespace":`...)
-	b = appendString(b, cfg.Namespace)
-	if s.BasketID != "" { // BookWorm's basket id is the buyer id: the order owner
-		b = append(b, `,"userId":`...)
-		b = appendString(b, s.BasketID)
+func isCommand(name string) bool {
+	switch name {
+	case CommandPlaceOrder, CommandDeleteBasketComplete, CommandDeleteBasketFailed, CommandCompleteOrder, CommandCancelOrder:
+		return true
 	}
-	b = append(b, `,"sandbox":false,"quantity":1,"price":`...)
-	b = strconv.AppendInt(b, s.Total, 10)
-	b = append(b, `,"discountedPrice":`...)
-	b = strconv.AppendInt(b, s.Total, 10)
-	b = append(b, `,"currency":{"currencyCode":`...)
-	b = appendString(b, cfg.Currency.Code)
-	b = append(b, `,"currencySymbol":`...)
-	b = appendString(b, cfg.CurrencySymbol)
-	b = append(b, `,"currencyType":`...)
-	b = appendString(b, cfg.CurrencyType)
-	b = append(b, `,"namespace":`...)
-	b = appendString(b, cfg.Namespace)
-	b = append(b, `,"decimals":`...)
-	b = strconv.AppendInt(b, int64(cfg.Currency.Decimals), 10)
-	b = append(b, `},"status":`...)
-	b = appendString(b, string(t.To))
-	b = append(b, `,"statusReason":`...)
-	b = appendString(b, t.Reason)
-	b = append(b, `,"actualPaid":`...)
-	b = strconv.AppendInt(b, s.Total, 10)
-	if t.From != "" {
-		b = append(b, `,"previousStatus":`...)
-		b = appendString(b, string(t.From))
-	}
-	b = append(b, `},"timestamp":`...)
-	b = appendString(b, ts)
-	b = append(b, `},"id":`...)
-	b = appendString(b, hyphenless(id))
-	b = append(b, `,"version":1,"name":`...)
-	b = appendString(b, t.AccelByte)
-	b = append(b, `,"namespace":`...)
-	b = appendString(b, cfg.Namespace)
-	b = append(b, `,"parentNamespace":`...)
-	b = appendString(b, cfg.ParentNamespace)
-	b = append(b, `,"timestamp":`...)
-	b = appendString(b, ts)
-	b = append(b, `,"clientId":`...)
-	b = appendString(b, cfg.ClientID)
-	b = append(b, `,"userId":`...)
-	b = appendString(b, cfg.UserID)
-	b = append(b, `,"traceId":`...)
-	b = appendString(b, hyphenless(corr))
-	b = append(b, `,"sessionId":""}`...)
-	return b
-}
-
-// commandBody is the BookWorm command message object: the C# record's
-// fields in camelCase and positional order, then IntegrationEvent's id and
-// creationDate.
-func commandBody(cfg OutboundConfig, s State, command, id string, at time.Time) ([]byte, error) {
-	b := make([]byte, 0, 320)
-	b = append(b, '{')
-	switch command {
-	case CommandPlaceOrder: // BasketId, FullName, Email, OrderId, TotalMoney
-		b = appendKeyString(b, "basketId", s.BasketID, false)
-		b = appendKeyNullable(b, "fullName", s.FullName)
-		b = appendKeyNullable(b, "email", s.Email)
-		b = appendKeyString(b, "orderId", s.OrderID, true)
-	case CommandDeleteBasketComplete: // OrderId, TotalMoney
-		b = appendKeyString(b, "orderId", s.OrderID, false)
-	case CommandDeleteBasketFailed: // BasketId, Email, OrderId, TotalMoney
-		b = appendKeyString(b, "basketId", s.BasketID, false)
-		b = appendKeyNullable(b, "email", s.Email)
-		b = appendKeyString(b, "orderId", s.OrderID, true)
-	case CommandCompleteOrder, CommandCancelOrder: // OrderId, FullName, Email, TotalMoney
-		b = appendKeyString(b, "orderId", s.OrderID, false)
-		b = appendKeyNullable(b, "fullName", s.FullName)
-		b = appendKeyNullable(b, "email", s.Email)
-	default:
-		return nil, fmt.Errorf("unknown command %q", command)
-	}
-	b = append(b, `,"totalMoney":`...)
-	if cfg.DecimalsAsStrings {
-		b = append(b, '"')
-		b = appendMinor(b, s.Total, cfg.Currency.Decimals)
-		b = append(b, '"')
-	} else {
-		b = appendMinor(b, s.Total, cfg.Currency.Decimals) // exact decimal text is a valid JSON number
-	}
-	b = appendKeyString(b, "id", id, true)
-	b = append(b, `,"creationDate":"`...)
-	b = at.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"', '}'), nil
-}
-
-func appendKeyString(b []byte, key, v string, comma bool) []byte {
-	if comma {
-		b = append(b, ',')
-	}
-	b = append(b, '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return appendString(b, v)
-}
-
-func appendKeyNullable(b []byte, key string, v *string) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	if v == nil {
-		return append(b, "null"...)
-	}
-	return appendString(b, *v)
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -26,7 +27,7 @@ func lifecycleIntents(t *testing.T, cfg domain.OutboundConfig, r domain.Rules, e
 		var out domain.Outcome
 		s, out = domain.Evolve(r, s, e)
 		for _, tr := range out.Transitions {
-			o, err := domain.Intents(cfg, stream, s, tr)
+			o, err := intents(cfg, stream, s, tr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -34,6 +35,16 @@ func lifecycleIntents(t *testing.T, cfg domain.OutboundConfig, r domain.Rules, e
 		}
 	}
 	return all
+}
+
+// intents is domain.Intents with the bodies rendered, as the lifecycle
+// publisher sends them.
+func intents(cfg domain.OutboundConfig, stream string, s domain.State, tr domain.Transition) ([]domain.Outbound, error) {
+	msgs, err := domain.Intents(cfg, stream, s, tr)
+	if err != nil {
+		return nil, err
+	}
+	return msgs, codec.RenderBodies(cfg, msgs)
 }
 
 func TestIntentsAccelByteEnvelope(t *testing.T) {
@@ -159,7 +170,7 @@ func TestIntentsCommands(t *testing.T) {
 	if !errors.Is(err, domain.ErrAmountOverflow) {
 		t.Fatalf("total beyond int32 must be refused for AccelByte: %v", err)
 	}
-	outs, err := domain.Intents(cfg, domain.StreamName(orderA), s, domain.Transition{To: domain.StatusInit, Cause: h2.events[0], Command: "PlaceOrderCommand"})
+	outs, err := intents(cfg, domain.StreamName(orderA), s, domain.Transition{To: domain.StatusInit, Cause: h2.events[0], Command: "PlaceOrderCommand"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +185,7 @@ func TestIntentsCorrelation(t *testing.T) {
 	s, out := domain.Evolve(immediate, domain.State{}, e)
 	tr := out.Transitions[0]
 	tr.Cause.CorrelationID = "7D444840-9DC0-11D1-B245-5FFDCE74FAD2"
-	outs, err := domain.Intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
+	outs, err := intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +193,7 @@ func TestIntentsCorrelation(t *testing.T) {
 		t.Fatalf("%s %s", outs[0].CorrelationID, outs[0].Body)
 	}
 	tr.Cause.CorrelationID = "not-a-uuid"
-	outs, _ = domain.Intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
+	outs, _ = intents(domain.DefaultOutboundConfig(), domain.StreamName(orderA), s, tr)
 	if outs[0].CorrelationID != orderA {
 		t.Fatal(outs[0].CorrelationID)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // AuditEntry is one fact of an order's history and what it did.
@@ -84,7 +85,7 @@ func AuditEvents(rules domain.Rules, out domain.OutboundConfig, stream string, e
 	var last uint64
 	for _, re := range evs {
 		last = re.Revision
-		meta, _ := domain.DecodeMetadata(re.Metadata)
+		meta, _ := codec.DecodeMetadata(re.Metadata)
 		en := AuditEntry{
 			Revision: re.Revision, Position: re.Position.String(), EventID: re.ID, Type: re.Type,
 			Recorded: re.Created, MessageID: meta.MessageID, CorrelationID: meta.CorrelationID, Envelope: meta.Envelope,

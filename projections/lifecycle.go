@@ -3,9 +3,11 @@ package projections
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // LifecycleName is the lifecycle publisher's checkpoint name.
@@ -52,7 +54,8 @@ type Lifecycle struct {
 	cfg    LifecycleConfig
 	states *states
 
-	inflight chan *flight
+	inflight   chan *flight
+	publishing sync.WaitGroup // the publish goroutines of batches in flight
 }
 
 // flight is one batch on its way to the broker.
@@ -106,6 +109,7 @@ func (l *Lifecycle) Run(ctx context.Context) error {
 	err = f.run(ctx, after, l.handle)
 	close(l.inflight)
 	<-committed
+	l.publishing.Wait() // nothing Run started outlives it
 	return err
 }
 
@@ -122,10 +126,10 @@ func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) er
 		out = append(out, msgs...)
 	}
 	fl := &flight{pos: batch[len(batch)-1].Position, done: make(chan struct{})}
-	go func() {
+	l.publishing.Go(func() {
 		defer close(fl.done)
 		fl.ok = l.publish(ctx, out)
-	}()
+	})
 	select {
 	case l.inflight <- fl: // blocks while InFlight batches await confirms
 		return nil
@@ -223,13 +227,17 @@ func (l *Lifecycle) react(ctx context.Context, re domain.RecordedEvent) ([]domai
 	return OutboundFor(l.cfg.Outbound, re.Stream, cf.f.State(), oc)
 }
 
-// OutboundFor lists the messages an outcome's transitions cause.
+// OutboundFor lists the messages an outcome's transitions cause, their
+// bodies rendered.
 func OutboundFor(cfg domain.OutboundConfig, stream string, s domain.State, oc domain.Outcome) ([]domain.Outbound, error) {
 	var out []domain.Outbound
 	for _, t := range oc.Transitions {
 		msgs, err := domain.Intents(cfg, stream, s, t)
 		if err != nil {
 			return nil, fmt.Errorf("intents for %s@%d: %w", stream, t.Cause.Revision, err)
+		}
+		if err := codec.RenderBodies(cfg, msgs); err != nil {
+			return nil, fmt.Errorf("bodies for %s@%d: %w", stream, t.Cause.Revision, err)
 		}
 		out = append(out, msgs...)
 	}

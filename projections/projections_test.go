@@ -14,6 +14,7 @@ import (
 
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -49,12 +50,9 @@ var (
 
 func appendFact(t *testing.T, l domain.EventLog, msgID string, f domain.Fact) domain.AppendResult {
 	t.Helper()
-	data, err := domain.EncodeFact(f, rules.Currency)
+	p, err := ingest.FactEvent(f, rules.Currency, domain.Metadata{CorrelationID: f.OrderID, MessageID: msgID, Envelope: domain.EnvelopeMassTransit})
 	require.NoError(t, err)
-	meta, err := domain.EncodeMetadata(domain.Metadata{CorrelationID: f.OrderID, MessageID: msgID, Envelope: "masstransit"})
-	require.NoError(t, err)
-	res, err := l.Append(context.Background(), domain.StreamName(f.OrderID), domain.Any,
-		domain.EventData{ID: domain.FactEventID(msgID), Type: string(f.Type), Data: data, Metadata: meta})
+	res, err := l.Append(context.Background(), p.Stream, domain.Any, p.Event)
 	require.NoError(t, err)
 	return res
 }

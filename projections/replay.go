@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // ReplaySink receives the rebuilt read model.
@@ -90,31 +91,6 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 	if ok {
 		res.Head = &head
 	}
-
-	var facts, orders atomic.Int64
-	stopProgress := make(chan struct{})
-	var progressDone sync.WaitGroup
-	if opts.Progress != nil {
-		progressDone.Add(1)
-		go func() {
-			defer progressDone.Done()
-			t := time.NewTicker(opts.Every)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopProgress:
-					return
-				case <-t.C:
-					opts.Progress(ReplayProgress{Facts: facts.Load(), Orders: orders.Load(), Elapsed: time.Since(start)})
-				}
-			}
-		}()
-	}
-	defer func() {
-		close(stopProgress)
-		progressDone.Wait()
-	}()
-
 	if opts.Current != nil {
 		if _, ok := opts.Sink.(lister); !ok {
 			// No file to compare from (a dry run without one): keep the rows
@@ -122,104 +98,14 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 			opts.Sink = &memRows{next: opts.Sink, rows: map[string]Summary{}}
 		}
 	}
-	// The writer stores rows while the fold goes on.
-	rowsCh := make(chan []Summary, 1)
-	var writeErr error
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		for rows := range rowsCh {
-			if writeErr != nil {
-				continue // drain
-			}
-			if opts.Sink != nil {
-				if err := opts.Sink.Put(ctx, rows); err != nil {
-					writeErr = fmt.Errorf("replay: write rows: %w", err)
-				}
-			}
-		}
-	}()
-
-	cache := make(map[string]*replayFold, opts.CacheSize)
-	var pending []Summary
-	emit := func(stream string, rf *replayFold, last uint64) {
-		pending = append(pending, SummaryOf(stream, last, rf.facts, rf.f.State()))
-		if len(pending) >= 2048 {
-			// Big, key-ordered batches: the sink's B-tree then rewrites
-			// each page it touches once per batch rather than once per row.
-			slices.SortFunc(pending, func(a, b Summary) int { return strings.Compare(a.OrderID, b.OrderID) })
-			rowsCh <- pending
-			pending = nil
-		}
-	}
-	var seq int64
-	var after *domain.Position
-	foldErr := func() error {
-		for {
-			page, err := log.ReadAll(ctx, after, opts.PageSize)
-			if err != nil {
-				return fmt.Errorf("replay: read after %v: %w", after, err)
-			}
-			if len(page) == 0 {
-				return nil
-			}
-			for _, re := range page {
-				if !strings.HasPrefix(re.Stream, OrderStreamPrefix) {
-					continue
-				}
-				rf := cache[re.Stream]
-				if rf == nil || rf.next != re.Revision {
-					if rf, err = resume(ctx, log, opts.Rules, re.Stream, re.Revision); err != nil {
-						return err
-					}
-					cache[re.Stream] = rf
-				}
-				if re.Revision == 0 {
-					orders.Add(1)
-				}
-				seq++
-				rf.lastSeen, rf.next = seq, re.Revision+1
-				if ev, err := toEvent(re); err == nil {
-					rf.f.Apply(ev)
-				}
-				rf.facts++
-				facts.Add(1)
-			}
-			p := page[len(page)-1].Position
-			after = &p
-			if len(cache) > opts.CacheSize {
-				// Write out and forget the orders not seen for a while.
-				cut := seq - int64(opts.CacheSize)/2
-				for st, rf := range cache {
-					if rf.lastSeen < cut {
-						emit(st, rf, rf.next-1)
-						delete(cache, st)
-					}
-				}
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-	}()
+	r := &replay{log: log, opts: opts, cache: make(map[string]*replayFold, opts.CacheSize)}
+	defer r.reportProgress(start)()
+	r.startWriter(ctx)
+	foldErr := r.foldAll(ctx)
 	if foldErr == nil {
-		// Flush in stream order so the output does not depend on map order.
-		streams := make([]string, 0, len(cache))
-		for st := range cache {
-			streams = append(streams, st)
-		}
-		slices.Sort(streams)
-		for _, st := range streams {
-			rf := cache[st]
-			emit(st, rf, rf.next-1)
-		}
-		if len(pending) > 0 {
-			rowsCh <- pending
-		}
+		r.flush()
 	}
-	close(rowsCh)
-	<-written
-	if err := errors.Join(foldErr, writeErr); err != nil {
+	if err := errors.Join(foldErr, r.stopWriter()); err != nil {
 		return res, err
 	}
 	if opts.Current != nil {
@@ -227,8 +113,168 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 			return res, err
 		}
 	}
-	res.Facts, res.Orders, res.Elapsed = facts.Load(), orders.Load(), time.Since(start)
+	res.Facts, res.Orders, res.Elapsed = r.facts.Load(), r.orders.Load(), time.Since(start)
 	return res, nil
+}
+
+// replay is one run of Replay: the folds in memory and the rows on their
+// way to the sink.
+type replay struct {
+	log           domain.EventLog
+	opts          ReplayOptions
+	cache         map[string]*replayFold
+	seq           int64 // events folded so far, to find the orders not seen for a while
+	facts, orders atomic.Int64
+	pending       []Summary // rows not yet handed to the writer
+
+	rows     chan []Summary
+	written  chan struct{} // closed when the writer is done
+	writeErr error
+}
+
+// reportProgress calls opts.Progress every opts.Every until the returned
+// function is called.
+func (r *replay) reportProgress(start time.Time) (stop func()) {
+	if r.opts.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(r.opts.Every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.opts.Progress(ReplayProgress{Facts: r.facts.Load(), Orders: r.orders.Load(), Elapsed: time.Since(start)})
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// startWriter starts the goroutine that stores rows while the fold goes on.
+func (r *replay) startWriter(ctx context.Context) {
+	r.rows = make(chan []Summary, 1)
+	r.written = make(chan struct{})
+	go func() {
+		defer close(r.written)
+		for rows := range r.rows {
+			if r.writeErr != nil {
+				continue // drain
+			}
+			if r.opts.Sink != nil {
+				if err := r.opts.Sink.Put(ctx, rows); err != nil {
+					r.writeErr = fmt.Errorf("replay: write rows: %w", err)
+				}
+			}
+		}
+	}()
+}
+
+// stopWriter waits for the writer to store what it was given.
+func (r *replay) stopWriter() error {
+	close(r.rows)
+	<-r.written
+	return r.writeErr
+}
+
+// emit queues the row of an order; rows go to the writer in batches.
+func (r *replay) emit(stream string, rf *replayFold, last uint64) {
+	r.pending = append(r.pending, SummaryOf(stream, last, rf.facts, rf.f.State()))
+	if len(r.pending) >= 2048 {
+		// Big, key-ordered batches: the sink's B-tree then rewrites
+		// each page it touches once per batch rather than once per row.
+		slices.SortFunc(r.pending, func(a, b Summary) int { return strings.Compare(a.OrderID, b.OrderID) })
+		r.rows <- r.pending
+		r.pending = nil
+	}
+}
+
+// foldAll reads the whole log page by page and folds each order event.
+func (r *replay) foldAll(ctx context.Context) error {
+	var after *domain.Position
+	for {
+		page, err := r.log.ReadAll(ctx, after, r.opts.PageSize)
+		if err != nil {
+			return fmt.Errorf("replay: read after %v: %w", after, err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		for _, re := range page {
+			if err := r.fold(ctx, re); err != nil {
+				return err
+			}
+		}
+		p := page[len(page)-1].Position
+		after = &p
+		if len(r.cache) > r.opts.CacheSize {
+			r.evict()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// fold applies one event of the log to its order's fold.
+func (r *replay) fold(ctx context.Context, re domain.RecordedEvent) error {
+	if !strings.HasPrefix(re.Stream, OrderStreamPrefix) {
+		return nil
+	}
+	rf := r.cache[re.Stream]
+	if rf == nil || rf.next != re.Revision {
+		var err error
+		if rf, err = resume(ctx, r.log, r.opts.Rules, re.Stream, re.Revision); err != nil {
+			return err
+		}
+		r.cache[re.Stream] = rf
+	}
+	if re.Revision == 0 {
+		r.orders.Add(1)
+	}
+	r.seq++
+	rf.lastSeen, rf.next = r.seq, re.Revision+1
+	if ev, err := toEvent(re); err == nil {
+		rf.f.Apply(ev)
+	}
+	rf.facts++
+	r.facts.Add(1)
+	return nil
+}
+
+// evict writes out and forgets the orders not seen for a while.
+func (r *replay) evict() {
+	cut := r.seq - int64(r.opts.CacheSize)/2
+	for st, rf := range r.cache {
+		if rf.lastSeen < cut {
+			r.emit(st, rf, rf.next-1)
+			delete(r.cache, st)
+		}
+	}
+}
+
+// flush writes out every order still in memory, in stream order so the
+// output does not depend on map order.
+func (r *replay) flush() {
+	streams := make([]string, 0, len(r.cache))
+	for st := range r.cache {
+		streams = append(streams, st)
+	}
+	slices.Sort(streams)
+	for _, st := range streams {
+		rf := r.cache[st]
+		r.emit(st, rf, rf.next-1)
+	}
+	if len(r.pending) > 0 {
+		r.rows <- r.pending
+	}
 }
 
 // resume rebuilds an order's fold from its stream up to (not including)
@@ -375,12 +421,12 @@ func Restate(ctx context.Context, log domain.EventLog, cur domain.Currency, chan
 				ReplayID: fp, Reason: "restated after replay",
 			},
 		}
-		data, err := domain.EncodeFact(f, cur)
+		data, err := codec.EncodeFact(f, cur)
 		if err != nil {
 			return n, fmt.Errorf("encode restatement for %s: %w", c.OrderID, err)
 		}
 		id := domain.RestatementEventID(c.OrderID, fp)
-		meta, err := domain.EncodeMetadata(domain.Metadata{CorrelationID: c.OrderID, MessageID: id, Envelope: "ledger", Origin: "ledger"})
+		meta, err := codec.EncodeMetadata(domain.Metadata{CorrelationID: c.OrderID, MessageID: id, Envelope: "ledger", Origin: "ledger"})
 		if err != nil {
 			return n, err
 		}

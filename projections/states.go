@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // states keeps, per stream, a fold positioned after the last event seen,
@@ -89,7 +90,7 @@ func (c *states) reset() { clear(c.cache) }
 
 // toEvent decodes a recorded event into the fold's input.
 func toEvent(e domain.RecordedEvent) (domain.Event, error) {
-	f, err := domain.DecodeFact(e.Type, e.Data)
+	f, err := codec.DecodeFact(e.Type, e.Data)
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("decode %s@%d (%s): %w", e.Stream, e.Revision, e.Type, err)
 	}

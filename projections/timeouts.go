@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // TimeoutsConfig tunes the placement time-out scheduler.
@@ -85,12 +86,12 @@ func (t *Timeouts) Tick(ctx context.Context) (int, error) {
 // already stored.
 func AppendTimeout(ctx context.Context, log domain.EventLog, cur domain.Currency, d Due) (bool, error) {
 	f := domain.Fact{Type: domain.FactPlacementTimedOut, OrderID: d.OrderID, At: d.Deadline, Attempt: d.Attempt}
-	data, err := domain.EncodeFact(f, cur)
+	data, err := codec.EncodeFact(f, cur)
 	if err != nil {
 		return false, fmt.Errorf("encode time-out for %s: %w", d.OrderID, err)
 	}
 	id := domain.TimeoutEventID(d.OrderID, d.Attempt)
-	meta, err := domain.EncodeMetadata(domain.Metadata{CorrelationID: d.OrderID, MessageID: id, Envelope: "ledger", Origin: "ledger"})
+	meta, err := codec.EncodeMetadata(domain.Metadata{CorrelationID: d.OrderID, MessageID: id, Envelope: "ledger", Origin: "ledger"})
 	if err != nil {
 		return false, fmt.Errorf("encode metadata: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 	"github.com/bookworm-ledger/ledger/specs"
 )
 
@@ -88,7 +89,7 @@ func TestInboundExamplesDecode(t *testing.T) {
 			if _, ok := body["creationDate"]; !ok && at.IsZero() {
 				at = receivedAt // bare body without a time: the consumer uses the receipt time
 			}
-			f, err := domain.DecodeMessage(ft, ex.Body, cur, at)
+			f, err := codec.DecodeMessage(ft, ex.Body, cur, at)
 			require.NoError(t, err)
 
 			var orderID, basketID string
@@ -193,7 +194,7 @@ func TestSchemaRejectionsMatchDomain(t *testing.T) {
 			schema := path.Dir(tc.file)
 			body := mutate(t, tc.file, tc.change)
 			require.Error(t, specs.Validate(schema, body), "schema")
-			_, err := domain.DecodeMessage(domain.FactType(schema), body, cur, receivedAt)
+			_, err := codec.DecodeMessage(domain.FactType(schema), body, cur, receivedAt)
 			require.ErrorIs(t, err, domain.ErrInvalidFact, "domain")
 		})
 	}
@@ -299,7 +300,7 @@ func TestOutboundBodiesValidate(t *testing.T) {
 							body = mutate(t, st.file, func(m map[string]any) { m["fullName"], m["email"] = nil, nil })
 							require.NoError(t, specs.Validate(path.Dir(st.file), body))
 						}
-						f, err = domain.DecodeMessage(domain.FactType(path.Dir(st.file)), body, cur, at)
+						f, err = codec.DecodeMessage(domain.FactType(path.Dir(st.file)), body, cur, at)
 						require.NoError(t, err, st.file)
 						id = domain.FactEventID(fmt.Sprintf("%s/%d", sc.name, i))
 					}
@@ -313,6 +314,7 @@ func TestOutboundBodiesValidate(t *testing.T) {
 						}
 						intents, err := domain.Intents(cfg, stream, s, tr)
 						require.NoError(t, err)
+						require.NoError(t, codec.RenderBodies(cfg, intents))
 						for _, o := range intents {
 							checkOutbound(t, channels, o)
 							if sc.quiet {

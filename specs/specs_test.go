@@ -20,11 +20,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/specs"
 )
 
-// The names DESIGN.md §2 and §5 fix (and bookworm.md §2.3 for the consumer
-// queues). asyncapi.yaml may name nothing else, and must name all of them.
+// The contract's names as the design fixes them, written out by hand (the
+// consumer queues are BookWorm's own). asyncapi.yaml may name nothing else
+// and must name all of them; TestContractNamesAreTheCode holds the code to
+// the same list.
 var (
 	bookWormEvents = []string{"UserCheckedOutIntegrationEvent", "BasketDeletedCompleteIntegrationEvent",
 		"BasketDeletedFailedIntegrationEvent", "OrderStatusChangedToCompleteIntegrationEvent",
@@ -391,7 +394,7 @@ func TestAsyncAPINamesAreDesignNames(t *testing.T) {
 	seen := map[string]bool{}
 	note := func(name, where string) {
 		_, ok := want[name]
-		assert.True(t, ok, "%s names %q, which is not a DESIGN name", where, name)
+		assert.True(t, ok, "%s names %q, which is not a contract name", where, name)
 		seen[name] = true
 	}
 	channels := doc["channels"].(map[string]any)
@@ -428,7 +431,7 @@ func TestAsyncAPINamesAreDesignNames(t *testing.T) {
 		}
 	}
 	for name := range want {
-		assert.True(t, seen[name], "DESIGN name %q missing from asyncapi.yaml", name)
+		assert.True(t, seen[name], "contract name %q missing from asyncapi.yaml", name)
 	}
 
 	// The ledger queue: quorum, bound to all eleven consumed exchanges.
@@ -570,4 +573,28 @@ func TestAsyncAPIParser(t *testing.T) {
 	assert.Contains(t, string(out), "valid AsyncAPI 2.6.0")
 	assert.NotContains(t, string(out), "\nerror ")
 	t.Logf("%s", out)
+}
+
+// TestContractNamesAreTheCode holds the names declared once in domain to
+// the list the documents are checked against, so neither can drift.
+func TestContractNamesAreTheCode(t *testing.T) {
+	var inbound []string
+	for _, ft := range domain.InboundTypes() {
+		inbound = append(inbound, string(ft))
+		assert.Equal(t, namespaceOf(string(ft))+":"+string(ft), domain.InboundExchange(ft))
+	}
+	assert.ElementsMatch(t, inboundTypes(), inbound)
+	assert.ElementsMatch(t, commands, domain.Commands())
+	assert.ElementsMatch(t, accelByteEvents, domain.AccelByteEvents())
+	assert.Equal(t, ledgerQueue, domain.DefaultQueue)
+	assert.Equal(t, ledgerQueue+"_error", domain.ErrorQueue(domain.DefaultQueue))
+	assert.Equal(t, ledgerQueue+"_skipped", domain.SkippedQueue(domain.DefaultQueue))
+	assert.Equal(t, "orderProcessing", domain.AccelByteExchange)
+	got := map[string][]string{}
+	for _, q := range domain.ConsumerQueues() {
+		assert.Equal(t, "BookWorm.Contracts:"+q.Command, domain.CommandExchange(q.Command))
+		got[q.Command] = append(got[q.Command], q.Queue)
+	}
+	assert.Equal(t, consumerQueues, got)
+	assert.Equal(t, "order-", domain.StreamPrefix)
 }

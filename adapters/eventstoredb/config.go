@@ -11,6 +11,10 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 )
 
+// DefaultConnectionString is a single insecure node on this machine, as
+// EventStoreDB's development mode runs.
+const DefaultConnectionString = "esdb://127.0.0.1:2113?tls=false"
+
 // Config of the adapter. Credentials and TLS normally come with the
 // connection string (esdb://user:pass@host:2113?tls=true&tlsCAFile=…);
 // the fields below override it.
@@ -47,25 +51,27 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of the configuration at once.
+// Validate reports every problem of the configuration at once, each named
+// by its setting as the service's configuration keys name it (url, ca_file,
+// username, password).
 func (c Config) Validate() error {
 	var errs []error
 	if c.ConnectionString == "" {
-		errs = append(errs, errors.New("connection string is empty"))
+		errs = append(errs, errors.New("url: the connection string is empty; set an esdb:// URL"))
 	} else if _, err := c.clientConfig(); err != nil {
 		errs = append(errs, err)
 	}
 	if (c.Username == "") != (c.Password == "") {
-		errs = append(errs, errors.New("username and password must be set together"))
+		errs = append(errs, errors.New("username, password: set them together or not at all"))
 	}
 	if c.ReadBatch < 0 {
-		errs = append(errs, fmt.Errorf("read batch %d is negative", c.ReadBatch))
+		errs = append(errs, fmt.Errorf("read_batch %d: must not be negative", c.ReadBatch))
 	}
 	if c.AppendAttempts < 0 {
-		errs = append(errs, fmt.Errorf("append attempts %d is negative", c.AppendAttempts))
+		errs = append(errs, fmt.Errorf("append_attempts %d: must not be negative", c.AppendAttempts))
 	}
 	if c.IDCacheStreams < 0 {
-		errs = append(errs, fmt.Errorf("id cache size %d is negative", c.IDCacheStreams))
+		errs = append(errs, fmt.Errorf("id_cache_streams %d: must not be negative", c.IDCacheStreams))
 	}
 	return errors.Join(errs...)
 }
@@ -79,19 +85,19 @@ func (c Config) clientConfig() (*esdb.Configuration, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, fmt.Errorf("connection string %s: %s", Redact(c.ConnectionString), strings.ReplaceAll(err.Error(), c.ConnectionString, Redact(c.ConnectionString)))
+		return nil, fmt.Errorf("url %s: %s", Redact(c.ConnectionString), strings.ReplaceAll(err.Error(), c.ConnectionString, Redact(c.ConnectionString)))
 	}
 	if c.TLSCAFile != "" {
 		if conf.DisableTLS {
-			return nil, errors.New("a TLS CA file is set but the connection string has tls=false")
+			return nil, errors.New("ca_file: set, but the connection string has tls=false")
 		}
 		pem, err := os.ReadFile(c.TLSCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls ca file: %w", err)
+			return nil, fmt.Errorf("ca_file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca file %s: no PEM certificate", c.TLSCAFile)
+			return nil, fmt.Errorf("ca_file %s: no PEM certificate", c.TLSCAFile)
 		}
 		conf.RootCAs = pool
 	}

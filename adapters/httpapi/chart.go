@@ -66,77 +66,96 @@ var statusColors = map[domain.Status]string{
 // status after each fact as a band underneath. Every text from the report
 // is escaped; the picture carries no script and no external reference.
 func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
-	var b strings.Builder
-	n := len(rep.Entries)
-	slot := float64(plotRight - plotLeft)
-	if n > 0 {
-		slot /= float64(n)
+	c := &chart{rep: rep, cur: cur, n: len(rep.Entries), slot: float64(plotRight - plotLeft)}
+	if c.n > 0 {
+		c.slot /= float64(c.n)
 	}
+	c.header()
+	if c.n == 0 {
+		fmt.Fprintf(&c.b, `<text class="empty" x="%d" y="%d" text-anchor="middle" fill="#5f6b7a">no facts</text></svg>`,
+			(plotLeft+plotRight)/2, (plotTop+plotBottom)/2)
+		return []byte(c.b.String())
+	}
+	c.yAxis()
+	c.statusBand()
+	c.moneyLines()
+	c.facts()
+	c.b.WriteString(`</svg>`)
+	return []byte(c.b.String())
+}
+
+// chart is one timeline being drawn.
+type chart struct {
+	b      strings.Builder
+	rep    projections.AuditReport
+	cur    domain.Currency
+	n      int
+	slot   float64 // width of one fact
+	lo, hi int64   // value range of the y axis
+}
+
+func (c *chart) xAt(i int) float64 { return plotLeft + float64(i)*c.slot }
+
+func (c *chart) y(v int64) float64 {
+	return plotBottom - float64(v-c.lo)*float64(plotBottom-plotTop)/float64(c.hi-c.lo)
+}
+
+// header writes the frame, the title and the legend.
+func (c *chart) header() {
 	height := chartH
-	if slot >= flatLabelSlot {
+	if c.slot >= flatLabelSlot {
 		height = labelTop + 28
 	}
-	title := "Money over the facts of order " + rep.OrderID
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="money-chart-svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
+	title := "Money over the facts of order " + c.rep.OrderID
+	fmt.Fprintf(&c.b, `<svg xmlns="http://www.w3.org/2000/svg" class="money-chart-svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s" font-family="system-ui, sans-serif" font-size="11">`,
 		chartW, height, chartW, height, esc(title))
-	fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
-	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`, chartW, height)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14" font-weight="600" fill="#1b1f24">%s</text>`, plotLeft, esc(title))
-
-	// Legend.
+	fmt.Fprintf(&c.b, `<title>%s</title>`, esc(title))
+	fmt.Fprintf(&c.b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`, chartW, height)
+	fmt.Fprintf(&c.b, `<text x="%d" y="20" font-size="14" font-weight="600" fill="#1b1f24">%s</text>`, plotLeft, esc(title))
 	x := plotLeft
 	for _, s := range moneySeries {
-		fmt.Fprintf(&b, `<g class="legend-item"><line x1="%d" y1="38" x2="%d" y2="38" stroke="%s" stroke-width="%s"%s/><text x="%d" y="42" fill="#1b1f24">%s</text></g>`,
+		fmt.Fprintf(&c.b, `<g class="legend-item"><line x1="%d" y1="38" x2="%d" y2="38" stroke="%s" stroke-width="%s"%s/><text x="%d" y="42" fill="#1b1f24">%s</text></g>`,
 			x, x+22, s.color, s.width, dashAttr(s.dash), x+28, esc(s.name))
 		x += 28 + len(s.name)*charPixels + 22
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="42" fill="#5f6b7a" text-anchor="end">%s</text>`, plotRight, esc(cur.Code))
+	fmt.Fprintf(&c.b, `<text x="%d" y="42" fill="#5f6b7a" text-anchor="end">%s</text>`, plotRight, esc(c.cur.Code))
+}
 
-	if n == 0 {
-		fmt.Fprintf(&b, `<text class="empty" x="%d" y="%d" text-anchor="middle" fill="#5f6b7a">no facts</text></svg>`,
-			(plotLeft+plotRight)/2, (plotTop+plotBottom)/2)
-		return []byte(b.String())
-	}
-
-	// Value range: zero is always shown; net may go below it.
-	var lo, hi int64
-	for _, e := range rep.Entries {
+// yAxis sets the value range (zero is always shown; net may go below it)
+// and draws the grid and its labels.
+func (c *chart) yAxis() {
+	for _, e := range c.rep.Entries {
 		for _, s := range moneySeries {
 			v := s.value(e.Totals)
-			lo, hi = min(lo, v), max(hi, v)
+			c.lo, c.hi = min(c.lo, v), max(c.hi, v)
 		}
 	}
-	step := niceStep(hi-lo, targetTicks)
-	lo = floorTo(lo, step)
-	hi = ceilTo(hi, step)
-	if hi == lo {
-		hi = lo + step
+	step := niceStep(c.hi-c.lo, targetTicks)
+	c.lo = floorTo(c.lo, step)
+	c.hi = ceilTo(c.hi, step)
+	if c.hi == c.lo {
+		c.hi = c.lo + step
 	}
-	y := func(v int64) float64 {
-		return plotBottom - float64(v-lo)*float64(plotBottom-plotTop)/float64(hi-lo)
-	}
-
-	// Grid and y labels.
-	b.WriteString(`<g class="y-axis">`)
-	for v := lo; v <= hi; v += step {
-		yy := y(v)
+	c.b.WriteString(`<g class="y-axis">`)
+	for v := c.lo; v <= c.hi; v += step {
+		yy := c.y(v)
 		stroke := "#e3e7ec"
 		if v == 0 {
 			stroke = "#9aa5b1"
 		}
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, plotLeft, yy, plotRight, yy, stroke)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5f6b7a">%s</text>`, plotLeft-8, yy+4, esc(formatMoney(v, cur.Decimals)))
+		fmt.Fprintf(&c.b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, plotLeft, yy, plotRight, yy, stroke)
+		fmt.Fprintf(&c.b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5f6b7a">%s</text>`, plotLeft-8, yy+4, esc(formatMoney(v, c.cur.Decimals)))
 	}
-	b.WriteString(`</g>`)
+	c.b.WriteString(`</g>`)
+}
 
-	xAt := func(i int) float64 { return plotLeft + float64(i)*slot }
-
-	// Status band: runs of equal status, labelled where the name fits.
-	b.WriteString(`<g class="status-steps">`)
-	for i := 0; i < n; {
+// statusBand draws runs of equal status, labelled where the name fits.
+func (c *chart) statusBand() {
+	c.b.WriteString(`<g class="status-steps">`)
+	for i := 0; i < c.n; {
 		j := i
-		st := rep.Entries[i].StatusAfter
-		for j < n && rep.Entries[j].StatusAfter == st {
+		st := c.rep.Entries[i].StatusAfter
+		for j < c.n && c.rep.Entries[j].StatusAfter == st {
 			j++
 		}
 		color, ok := statusColors[st]
@@ -147,58 +166,63 @@ func RenderTimeline(rep projections.AuditReport, cur domain.Currency) []byte {
 		if name == "" {
 			name = "none"
 		}
-		w := xAt(j) - xAt(i)
-		fmt.Fprintf(&b, `<g class="status-step" data-status="%s"><rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff"/>`,
-			esc(name), xAt(i), bandTop, w, bandH, color)
+		w := c.xAt(j) - c.xAt(i)
+		fmt.Fprintf(&c.b, `<g class="status-step" data-status="%s"><rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s" stroke="#ffffff"/>`,
+			esc(name), c.xAt(i), bandTop, w, bandH, color)
 		if float64(len(name)*charPixels+8) <= w {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#ffffff" font-weight="600">%s</text>`,
-				xAt(i)+w/2, bandTop+16, esc(name))
+			fmt.Fprintf(&c.b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#ffffff" font-weight="600">%s</text>`,
+				c.xAt(i)+w/2, bandTop+16, esc(name))
 		}
-		fmt.Fprintf(&b, `<title>%s</title></g>`, esc(name))
+		fmt.Fprintf(&c.b, `<title>%s</title></g>`, esc(name))
 		i = j
 	}
-	b.WriteString(`</g>`)
+	c.b.WriteString(`</g>`)
+}
 
-	// Money step lines: the value after fact i holds across slot i.
+// moneyLines draws the step lines: the value after fact i holds across
+// slot i.
+func (c *chart) moneyLines() {
 	for _, s := range moneySeries {
 		var d strings.Builder
-		for i, e := range rep.Entries {
-			yy := y(s.value(e.Totals))
+		for i, e := range c.rep.Entries {
+			yy := c.y(s.value(e.Totals))
 			if i == 0 {
-				fmt.Fprintf(&d, "M%.1f %.1f", xAt(0), yy)
+				fmt.Fprintf(&d, "M%.1f %.1f", c.xAt(0), yy)
 			} else {
 				fmt.Fprintf(&d, " V%.1f", yy)
 			}
-			fmt.Fprintf(&d, " H%.1f", xAt(i+1))
+			fmt.Fprintf(&d, " H%.1f", c.xAt(i+1))
 		}
-		fmt.Fprintf(&b, `<path class="series %s" d="%s" fill="none" stroke="%s" stroke-width="%s"%s stroke-linejoin="round"/>`,
+		fmt.Fprintf(&c.b, `<path class="series %s" d="%s" fill="none" stroke="%s" stroke-width="%s"%s stroke-linejoin="round"/>`,
 			s.class, d.String(), s.color, s.width, dashAttr(s.dash))
 	}
+}
 
-	// Facts: markers for what did not apply, x labels, hover details.
-	every := max(1, (n+maxXLabels-1)/maxXLabels)
-	b.WriteString(`<g class="facts">`)
-	for i, e := range rep.Entries {
-		cx := xAt(i) + slot/2
-		fmt.Fprintf(&b, `<g class="fact" data-revision="%d" data-disposition="%s">`, e.Revision, esc(string(e.Disposition)))
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#000000" fill-opacity="0"/>`, xAt(i), plotTop, slot, bandTop+bandH-plotTop)
+// facts draws markers for what did not apply, the x labels and the hover
+// details.
+func (c *chart) facts() {
+	every := max(1, (c.n+maxXLabels-1)/maxXLabels)
+	c.b.WriteString(`<g class="facts">`)
+	for i, e := range c.rep.Entries {
+		cx := c.xAt(i) + c.slot/2
+		fmt.Fprintf(&c.b, `<g class="fact" data-revision="%d" data-disposition="%s">`, e.Revision, esc(string(e.Disposition)))
+		fmt.Fprintf(&c.b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#000000" fill-opacity="0"/>`, c.xAt(i), plotTop, c.slot, bandTop+bandH-plotTop)
 		if (e.Disposition != "" && e.Disposition != dispApplied) || e.Error != "" {
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%d" r="4" fill="#ffffff" stroke="#b3261e" stroke-width="2"/>`, cx, bandTop-6)
+			fmt.Fprintf(&c.b, `<circle cx="%.1f" cy="%d" r="4" fill="#ffffff" stroke="#b3261e" stroke-width="2"/>`, cx, bandTop-6)
 		}
 		switch {
-		case slot >= flatLabelSlot:
+		case c.slot >= flatLabelSlot:
 			// Wide slots: revision and type on two lines, cut to fit.
-			fit := max(4, int(slot-8)/charPixels)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#1b1f24"><tspan x="%.1f" font-weight="600">#%d</tspan><tspan x="%.1f" dy="14">%s</tspan></text>`,
+			fit := max(4, int(c.slot-8)/charPixels)
+			fmt.Fprintf(&c.b, `<text x="%.1f" y="%d" text-anchor="middle" fill="#1b1f24"><tspan x="%.1f" font-weight="600">#%d</tspan><tspan x="%.1f" dy="14">%s</tspan></text>`,
 				cx, labelTop, cx, e.Revision, cx, esc(clipText(shortType(e.Type), fit)))
 		case i%every == 0:
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="end" fill="#1b1f24" transform="rotate(-40 %.1f %d)">#%d %s</text>`,
+			fmt.Fprintf(&c.b, `<text x="%.1f" y="%d" text-anchor="end" fill="#1b1f24" transform="rotate(-40 %.1f %d)">#%d %s</text>`,
 				cx, labelTop-4, cx, labelTop-4, e.Revision, esc(clipText(shortType(e.Type), 16)))
 		}
-		fmt.Fprintf(&b, `<title>%s</title></g>`, esc(factTip(e, cur.Decimals)))
+		fmt.Fprintf(&c.b, `<title>%s</title></g>`, esc(factTip(e, c.cur.Decimals)))
 	}
-	b.WriteString(`</g></svg>`)
-	return []byte(b.String())
+	c.b.WriteString(`</g>`)
 }
 
 func factTip(e projections.AuditEntry, decimals int) string {

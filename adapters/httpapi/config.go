@@ -10,10 +10,14 @@ import (
 	"github.com/bookworm-ledger/ledger/domain"
 )
 
+// DefaultAddr is where the server listens unless told otherwise: loopback
+// only, since the admin endpoints and the stream browser show every order.
+const DefaultAddr = "127.0.0.1:8080"
+
 // Config tunes the HTTP server. The zero value of every field means its
 // default.
 type Config struct {
-	// Addr is where to listen (default 127.0.0.1:8080; ":0" picks a port).
+	// Addr is where to listen (default DefaultAddr; ":0" picks a port).
 	Addr string
 	// Token is the bearer token required by state-changing endpoints.
 	// Empty disables them (403).
@@ -53,7 +57,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8080"
+		c.Addr = DefaultAddr
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -127,28 +128,33 @@ func TestMetricsEndpoint(t *testing.T) {
 	assert.Equal(t, "ledger_up 1\n", rec.Body.String())
 }
 
+// TestReadyz runs in a synctest bubble: its clock moves only when every
+// goroutine of the test is blocked, so the checks that answer at once
+// always do so within ReadyTimeout, however busy the machine is.
 func TestReadyz(t *testing.T) {
-	ok := Check{Name: "store", Fn: func(context.Context) error { return nil }}
-	s := newTestServer(t, Config{}, Deps{Ready: []Check{ok}})
-	rec := do(t, s, http.MethodGet, "/readyz", nil, nil)
-	require.Equal(t, http.StatusOK, rec.Code)
-	var body readyBody
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	assert.Equal(t, readyBody{Status: "ok", Checks: []string{"store"}}, body)
+	synctest.Test(t, func(t *testing.T) {
+		ok := Check{Name: "store", Fn: func(context.Context) error { return nil }}
+		s := newTestServer(t, Config{}, Deps{Ready: []Check{ok}})
+		rec := do(t, s, http.MethodGet, "/readyz", nil, nil)
+		require.Equal(t, http.StatusOK, rec.Code)
+		var body readyBody
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		assert.Equal(t, readyBody{Status: "ok", Checks: []string{"store"}}, body)
 
-	release := make(chan struct{})
-	defer close(release)
-	failing := Check{Name: "broker", Fn: func(context.Context) error { return errors.New("dial amqp://guest:secret@host: refused") }}
-	// A check that ignores its context must not hang the probe.
-	stuck := Check{Name: "projection", Fn: func(context.Context) error { <-release; return nil }}
-	s = newTestServer(t, Config{ReadyTimeout: 50 * time.Millisecond}, Deps{Ready: []Check{ok, failing, stuck}})
-	rec = do(t, s, http.MethodGet, "/readyz", nil, nil)
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-	body = readyBody{}
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	assert.Equal(t, "unavailable", body.Status)
-	assert.Equal(t, []string{"broker", "projection"}, body.Failing)
-	assert.NotContains(t, rec.Body.String(), "secret", "check errors stay out of the body")
+		release := make(chan struct{})
+		defer close(release)
+		failing := Check{Name: "broker", Fn: func(context.Context) error { return errors.New("dial amqp://guest:secret@host: refused") }}
+		// A check that ignores its context must not hang the probe.
+		stuck := Check{Name: "projection", Fn: func(context.Context) error { <-release; return nil }}
+		s = newTestServer(t, Config{ReadyTimeout: 50 * time.Millisecond}, Deps{Ready: []Check{ok, failing, stuck}})
+		rec = do(t, s, http.MethodGet, "/readyz", nil, nil)
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		body = readyBody{}
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+		assert.Equal(t, "unavailable", body.Status)
+		assert.Equal(t, []string{"broker", "projection"}, body.Failing)
+		assert.NotContains(t, rec.Body.String(), "secret", "check errors stay out of the body")
+	})
 }
 
 func TestReplayAuthorization(t *testing.T) {
@@ -404,8 +410,10 @@ func TestStartShutdown(t *testing.T) {
 	_, err = (&http.Client{Timeout: time.Second}).Get("http://" + addr + "/healthz")
 	assert.Error(t, err, "nothing listens after Shutdown")
 
-	_, err = newTestServer(t, Config{Addr: addr}, Deps{}).Start(t.Context())
+	again := newTestServer(t, Config{Addr: addr}, Deps{})
+	_, err = again.Start(t.Context())
 	require.NoError(t, err, "the port was released")
+	require.NoError(t, again.Shutdown(ctx))
 }
 
 func TestSSEEventFraming(t *testing.T) {

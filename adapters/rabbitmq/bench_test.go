@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // BenchmarkPublishConsume measures persistent, confirmed publishing plus
@@ -57,7 +58,7 @@ func BenchmarkPublishConsume(b *testing.B) {
 		pubs := make([]rabbitmq.Publication, n)
 		for k := range pubs {
 			pubs[k] = rabbitmq.Publication{Exchange: e.inbound("UserCheckedOutIntegrationEvent"), MessageID: fmt.Sprintf("b%d-%d", i, k),
-				ContentType: rabbitmq.ContentTypeMassTransit, Body: body}
+				ContentType: domain.ContentTypeMassTransit, Body: body}
 		}
 		start := time.Now()
 		require.NoError(b, br.Publish(ctx, pubs))
@@ -82,7 +83,7 @@ func BenchmarkPublishConsume(b *testing.B) {
 // rawRun is the baseline: one confirm channel with the same window, one
 // consumer with the same prefetch acking every 128 (multiple).
 func rawRun(b *testing.B, queue string, body []byte, n int, cfg rabbitmq.Config) {
-	conn, err := amqp.Dial(amqpURL())
+	conn, err := amqp.Dial(cfg.URL)
 	require.NoError(b, err)
 	defer conn.Close()
 	cch, err := conn.Channel()
@@ -120,7 +121,7 @@ func rawRun(b *testing.B, queue string, body []byte, n int, cfg rabbitmq.Config)
 	}()
 	for k := 0; k < n; k++ {
 		dc, err := pch.PublishWithDeferredConfirm("", queue, true, false, amqp.Publishing{
-			ContentType: rabbitmq.ContentTypeMassTransit, DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("raw-%d", k), Body: body})
+			ContentType: domain.ContentTypeMassTransit, DeliveryMode: amqp.Persistent, MessageId: fmt.Sprintf("raw-%d", k), Body: body})
 		require.NoError(b, err)
 		window <- dc
 	}

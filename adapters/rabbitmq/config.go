@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // Queue types for Config.QueueType.
@@ -17,22 +19,24 @@ const (
 	QueueClassic = "classic"
 )
 
-// Defaults applied by Config for zero values.
+// Defaults applied by Config for zero values; the service takes its
+// defaults from here. The queue and the unroutable exchange and queue
+// default to domain.DefaultQueue and domain.UnroutableQueue.
 const (
-	DefaultQueue              = "finance-order-state-machine"
-	DefaultDeliveryLimit      = 5
-	DefaultPrefetch           = 256
-	DefaultBatchSize          = 128
-	DefaultBatchWait          = 5 * time.Millisecond
-	DefaultUnroutable         = "ledger.unroutable"
-	DefaultConfirmWindow      = 256
-	DefaultReconnectMin       = 200 * time.Millisecond
-	DefaultReconnectMax       = 10 * time.Second
-	DefaultRetryDelay         = time.Second
-	DefaultRetryDelayMax      = 30 * time.Second
-	DefaultMaxBodyBytes       = 1 << 20
-	DefaultMaxDepth           = 64
-	DefaultOrderEventExchange = "orderProcessing"
+	// DefaultDeliveryLimit leaves room for many crashes and broker
+	// restarts, which count as deliveries on quorum queues; poison messages
+	// never depend on it (they are dead-lettered on their first delivery).
+	DefaultDeliveryLimit = 50
+	DefaultPrefetch      = 512
+	DefaultBatchSize     = 128
+	DefaultBatchWait     = 2 * time.Millisecond
+	DefaultConfirmWindow = 256
+	DefaultReconnectMin  = 200 * time.Millisecond
+	DefaultReconnectMax  = 10 * time.Second
+	DefaultRetryDelay    = time.Second
+	DefaultRetryDelayMax = 30 * time.Second
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultMaxDepth      = 64
 )
 
 // TLS configures an amqps:// connection. Zero value: system roots, server
@@ -92,6 +96,10 @@ type Observer interface {
 	OnDeadLettered(reason string)
 	// OnPublished is called per publication the broker confirmed.
 	OnPublished(exchange string)
+	// OnOutboundConfirmed is called per message of a Publisher.Publish
+	// call once the broker confirmed the whole call; kind is the message's
+	// domain.OutboundKind.
+	OnOutboundConfirmed(kind string)
 	// OnConfirmLatency is the time from publish to confirm.
 	OnConfirmLatency(d time.Duration)
 	// OnReturned is called per publication the broker returned as unroutable.
@@ -108,6 +116,7 @@ type NopObserver struct{}
 func (NopObserver) OnConsumed(string)              {}
 func (NopObserver) OnDeadLettered(string)          {}
 func (NopObserver) OnPublished(string)             {}
+func (NopObserver) OnOutboundConfirmed(string)     {}
 func (NopObserver) OnConfirmLatency(time.Duration) {}
 func (NopObserver) OnReturned(string)              {}
 func (NopObserver) OnRequeued()                    {}
@@ -161,44 +170,37 @@ type Config struct {
 	Observer Observer
 }
 
-// DefaultInboundBindings are the five BookWorm event exchanges and the six
-// payment-fact exchanges (DESIGN §2), all durable fanout.
+// DefaultInboundBindings bind the ledger queue to the exchange of each
+// inbound type (the five BookWorm integration events and the six payment
+// facts, domain.InboundTypes), all durable fanout.
 func DefaultInboundBindings() []Binding {
 	var bs []Binding
-	for _, t := range knownTypes {
-		bs = append(bs, Binding{Exchange: t.namespace + ":" + t.name, Kind: "fanout"})
+	for _, t := range domain.InboundTypes() {
+		bs = append(bs, Binding{Exchange: domain.InboundExchange(t), Kind: "fanout"})
 	}
 	return bs
 }
 
-// BookWormCommands are the commands the ledger sends to BookWorm (DESIGN §5).
-var BookWormCommands = []string{
-	"PlaceOrderCommand", "DeleteBasketCompleteCommand", "DeleteBasketFailedCommand",
-	"CompleteOrderCommand", "CancelOrderCommand",
-}
-
-// DefaultOutboundExchanges: AccelByte `orderProcessing` (topic) and the
-// five `BookWorm.Contracts:<Command>` fanout exchanges.
+// DefaultOutboundExchanges: the AccelByte order-events topic exchange and
+// the fanout exchange of each BookWorm command the ledger sends. The
+// command exchanges are BookWorm's own (its services declare them without
+// arguments), so they get no alternate-exchange argument.
 func DefaultOutboundExchanges() []ExchangeSpec {
-	out := []ExchangeSpec{{Name: DefaultOrderEventExchange, Kind: "topic"}}
-	for _, c := range BookWormCommands {
-		out = append(out, ExchangeSpec{Name: NamespaceBookWorm + ":" + c, Kind: "fanout", NoAlternate: true})
+	out := []ExchangeSpec{{Name: domain.AccelByteExchange, Kind: "topic"}}
+	for _, c := range domain.Commands() {
+		out = append(out, ExchangeSpec{Name: domain.CommandExchange(c), Kind: "fanout", NoAlternate: true})
 	}
 	return out
 }
 
 // DefaultConsumerQueues are BookWorm's receive endpoints for the commands
-// (reference/bookworm.md §2.3).
+// (the Basket and Notification services' queues, domain.ConsumerQueues).
 func DefaultConsumerQueues() []QueueBinding {
-	ex := func(c string) string { return NamespaceBookWorm + ":" + c }
-	return []QueueBinding{
-		{Queue: "basket-place-order", Exchange: ex("PlaceOrderCommand")},
-		{Queue: "notification-place-order", Exchange: ex("PlaceOrderCommand")},
-		{Queue: "basket-checkout-complete", Exchange: ex("DeleteBasketCompleteCommand")},
-		{Queue: "basket-checkout-failed", Exchange: ex("DeleteBasketFailedCommand")},
-		{Queue: "notification-complete-order", Exchange: ex("CompleteOrderCommand")},
-		{Queue: "notification-cancel-order", Exchange: ex("CancelOrderCommand")},
+	var out []QueueBinding
+	for _, q := range domain.ConsumerQueues() {
+		out = append(out, QueueBinding{Queue: q.Queue, Exchange: domain.CommandExchange(q.Command)})
 	}
+	return out
 }
 
 func (c *Config) setDefaults() {
@@ -209,7 +211,7 @@ func (c *Config) setDefaults() {
 		c.Heartbeat = 10 * time.Second
 	}
 	if c.Queue == "" {
-		c.Queue = DefaultQueue
+		c.Queue = domain.DefaultQueue
 	}
 	if c.QueueType == "" {
 		c.QueueType = QueueQuorum
@@ -254,10 +256,10 @@ func (c *Config) setDefaults() {
 		}
 	}
 	if c.UnroutableExchange == "" {
-		c.UnroutableExchange = DefaultUnroutable
+		c.UnroutableExchange = domain.UnroutableQueue // an exchange of the same name
 	}
 	if c.UnroutableQueue == "" {
-		c.UnroutableQueue = DefaultUnroutable
+		c.UnroutableQueue = domain.UnroutableQueue
 	}
 	if c.ConfirmWindow == 0 {
 		c.ConfirmWindow = DefaultConfirmWindow
@@ -288,7 +290,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of a defaulted config at once.
+// Validate reports every problem of a defaulted config at once. Problems
+// name the settings as the service's configuration keys do (queue_type,
+// batch_size, ...).
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -303,10 +307,10 @@ func (c Config) Validate() error {
 	case uri.Scheme != "amqp" && uri.Scheme != "amqps":
 		add("url: scheme must be amqp or amqps")
 	case c.TLS.set() && uri.Scheme != "amqps":
-		add("tls: settings need an amqps:// url")
+		add("url: TLS settings need an amqps:// url")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		add("tls: cert file and key file go together")
+		add("cert_file, key_file: the cert file and key file go together")
 	}
 	name := func(field, v string) {
 		switch {
@@ -318,19 +322,19 @@ func (c Config) Validate() error {
 	}
 	name("queue", c.Queue)
 	if c.QueueType != QueueQuorum && c.QueueType != QueueClassic {
-		add("queue type %q: use quorum or classic", c.QueueType)
+		add("queue_type %q: the queue type must be quorum or classic", c.QueueType)
 	}
 	if c.DeliveryLimit < 1 {
-		add("delivery limit: must be at least 1")
+		add("delivery_limit: must be at least 1")
 	}
 	if c.Prefetch < 1 || c.Prefetch > 65535 {
 		add("prefetch %d: must be within 1..65535", c.Prefetch)
 	}
 	if c.BatchSize < 1 || c.BatchSize > c.Prefetch {
-		add("batch size %d: must be within 1..prefetch (%d)", c.BatchSize, c.Prefetch)
+		add("batch_size %d: the batch size must be within 1..prefetch (%d)", c.BatchSize, c.Prefetch)
 	}
 	if c.BatchWait <= 0 {
-		add("batch wait: must be positive")
+		add("batch_wait: must be positive")
 	}
 	if c.RetryDelay <= 0 || c.RetryDelayMax < c.RetryDelay {
 		add("retry delay: must be positive and not above retry delay max")

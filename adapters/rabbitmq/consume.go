@@ -10,6 +10,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
+
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // Action is what happens to a delivery after the handler saw it.
@@ -391,9 +393,9 @@ var hostname, _ = os.Hostname()
 // headers and the ledger's own.
 func (b *Broker) parking(it *item) Publication {
 	d, v := it.d, it.verdict
-	target, mtReason, death := ErrorQueue(b.cfg.Queue), "fault", "rejected"
+	target, mtReason, death := domain.ErrorQueue(b.cfg.Queue), "fault", "rejected"
 	if v.Action == Skip {
-		target, mtReason, death = SkippedQueue(b.cfg.Queue), "skip", "skipped"
+		target, mtReason, death = domain.SkippedQueue(b.cfg.Queue), "skip", "skipped"
 	}
 	h := map[string]any{}
 	for k, val := range d.Headers {

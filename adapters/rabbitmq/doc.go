@@ -6,6 +6,12 @@
 // confirms. It reconnects by itself after a broker restart or a dropped
 // connection; nothing unacked or unconfirmed is lost across a reconnect.
 //
-// Envelope decoding (MassTransit, CloudEvents structured JSON, bare JSON)
-// and encoding are pure functions so they can be fuzzed without a broker.
+// The contract's names (types, exchanges, queues, namespaces, content
+// types) come from the domain package. Publisher implements the
+// projections' publisher port: it sends domain.Outbound messages in the
+// configured envelope.
+//
+// Envelope decoding (MassTransit, CloudEvents structured JSON, bare JSON,
+// one pass over the body) and encoding are pure functions so they can be
+// fuzzed without a broker.
 package rabbitmq

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // BaseTypeURN is the base-class URN MassTransit lists for BookWorm
@@ -23,12 +25,12 @@ type OutboundEnvelope struct {
 	CorrelationID  string // optional UUID
 	ConversationID string // optional UUID
 	InitiatorID    string // optional UUID (the consumed message's id)
-	Namespace      string // default "BookWorm.Contracts"
+	Namespace      string // default domain.NamespaceBookWorm
 	Type           string // e.g. "PlaceOrderCommand"
 	// BaseTypes are extra URNs after the message's own; nil means
 	// [BaseTypeURN], empty non-nil means none.
 	BaseTypes          []string
-	SourceAddress      string // e.g. rabbitmq://host/vhost/finance-order-state-machine
+	SourceAddress      string // e.g. rabbitmq://host/vhost/<the ledger's queue>
 	DestinationAddress string
 	Message            json.RawMessage // the inner message, a JSON object
 	SentTime           time.Time       // zero: now
@@ -106,7 +108,7 @@ func (m OutboundEnvelope) check() error {
 
 func (m OutboundEnvelope) namespace() string {
 	if m.Namespace == "" {
-		return NamespaceBookWorm
+		return domain.NamespaceBookWorm
 	}
 	return m.Namespace
 }
@@ -134,7 +136,7 @@ func optional(s string) *string {
 }
 
 // EncodeMassTransit writes the MassTransit JSON envelope
-// (content type ContentTypeMassTransit).
+// (content type domain.ContentTypeMassTransit).
 func EncodeMassTransit(m OutboundEnvelope) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
@@ -164,8 +166,9 @@ func EncodeMassTransit(m OutboundEnvelope) ([]byte, error) {
 }
 
 // EncodeCloudEvent writes a CloudEvents 1.0 structured JSON event
-// (content type ContentTypeCloudEvents), as BookWorm's era A' did: type
-// "<Namespace>.<Type>", MassTransit ids as extensions.
+// (content type domain.ContentTypeCloudEvents), as BookWorm's Wolverine
+// version sent them: type "<Namespace>.<Type>", the MassTransit ids as
+// extension attributes.
 func EncodeCloudEvent(m OutboundEnvelope) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
@@ -183,7 +186,7 @@ func EncodeCloudEvent(m OutboundEnvelope) ([]byte, error) {
 		"source":          source,
 		"type":            m.namespace() + "." + m.Type,
 		"time":            m.sent().Format(time.RFC3339Nano),
-		"datacontenttype": ContentTypeJSON,
+		"datacontenttype": domain.ContentTypeJSON,
 		"data":            json.RawMessage(bytes.TrimSpace(m.Message)),
 		"messagetype":     strings.Join(m.urns(), ";"),
 	}

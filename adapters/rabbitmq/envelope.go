@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -10,29 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// Content types recognised on the wire.
-const (
-	ContentTypeMassTransit = "application/vnd.masstransit+json"
-	ContentTypeCloudEvents = "application/cloudevents+json"
-	ContentTypeJSON        = "application/json"
-)
-
-// Contract namespaces.
-const (
-	NamespaceBookWorm = "BookWorm.Contracts"
-	NamespaceLedger   = "OrderLedger.Contracts"
-)
-
-// EnvelopeKind says how an inbound message was wrapped.
-type EnvelopeKind string
-
-// Envelope kinds.
-const (
-	EnvelopeMassTransit EnvelopeKind = "masstransit"
-	EnvelopeCloudEvents EnvelopeKind = "cloudevents"
-	EnvelopeBare        EnvelopeKind = "bare"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // Decoding errors. ErrMalformed sends the message to `<queue>_error`,
@@ -45,42 +23,28 @@ var (
 	ErrNoIdentity = fmt.Errorf("%w: no message identity", ErrMalformed)
 )
 
-type knownType struct{ namespace, name string }
-
-// knownTypes: the BookWorm events and the ledger's payment facts (DESIGN §2).
-var knownTypes = []knownType{
-	{NamespaceBookWorm, "UserCheckedOutIntegrationEvent"},
-	{NamespaceBookWorm, "BasketDeletedCompleteIntegrationEvent"},
-	{NamespaceBookWorm, "BasketDeletedFailedIntegrationEvent"},
-	{NamespaceBookWorm, "OrderStatusChangedToCompleteIntegrationEvent"},
-	{NamespaceBookWorm, "OrderStatusChangedToCancelIntegrationEvent"},
-	{NamespaceLedger, "PaymentRefundedIntegrationEvent"},
-	{NamespaceLedger, "PaymentRefundFailedIntegrationEvent"},
-	{NamespaceLedger, "PaymentChargebackIntegrationEvent"},
-	{NamespaceLedger, "PaymentChargebackReversedIntegrationEvent"},
-	{NamespaceLedger, "OrderFulfillFailedIntegrationEvent"},
-	{NamespaceLedger, "OrderRefundRequestedIntegrationEvent"},
-}
-
+// knownByName maps each inbound type name to its namespace.
 var knownByName = func() map[string]string {
-	m := make(map[string]string, len(knownTypes))
-	for _, t := range knownTypes {
-		m[t.name] = t.namespace
+	m := map[string]string{}
+	for _, t := range domain.InboundTypes() {
+		m[string(t)] = t.Namespace()
 	}
 	return m
 }()
 
 // KnownTypes lists the inbound message types the adapter accepts, as
-// "<Namespace>:<Type>".
+// "<Namespace>:<Type>" (their exchange names).
 func KnownTypes() []string {
-	out := make([]string, len(knownTypes))
-	for i, t := range knownTypes {
-		out[i] = t.namespace + ":" + t.name
+	var out []string
+	for _, t := range domain.InboundTypes() {
+		out = append(out, domain.InboundExchange(t))
 	}
 	return out
 }
 
-func knownNamespace(ns string) bool { return ns == NamespaceBookWorm || ns == NamespaceLedger }
+func knownNamespace(ns string) bool {
+	return ns == domain.NamespaceBookWorm || ns == domain.NamespaceLedger
+}
 
 // resolveType accepts a type name under either known namespace (a sender
 // may file a payment fact under BookWorm's namespace); anything else is
@@ -120,8 +84,8 @@ type Message struct {
 	ConversationID string
 	InitiatorID    string
 	Type           string // bare type name, e.g. "UserCheckedOutIntegrationEvent"
-	Namespace      string // e.g. "BookWorm.Contracts"
-	Envelope       EnvelopeKind
+	Namespace      string // domain.NamespaceBookWorm or domain.NamespaceLedger
+	Envelope       string // domain.EnvelopeMassTransit, EnvelopeCloudEvents or EnvelopeBare
 	Exchange       string
 	RoutingKey     string
 	ContentType    string
@@ -144,7 +108,8 @@ func DecodeEnvelope(d Delivery) (Message, error) {
 }
 
 // Decode recognises the envelope by content type and extracts identity,
-// type and the inner message. Errors match ErrMalformed or ErrUnknownType.
+// type and the inner message, reading the body once. Errors match
+// ErrMalformed or ErrUnknownType.
 func (dec Decoder) Decode(d Delivery) (Message, error) {
 	maxBody, maxDepth := dec.MaxBodyBytes, dec.MaxDepth
 	if maxBody <= 0 {
@@ -168,31 +133,35 @@ func (dec Decoder) Decode(d Delivery) (Message, error) {
 	if len(d.Body) > maxBody {
 		return m, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMalformed, len(d.Body), maxBody)
 	}
-	mt, params, err := mime.ParseMediaType(d.ContentType)
+	mt, err := mediaType(d.ContentType)
 	if err != nil {
-		return m, fmt.Errorf("%w: content type %q", ErrMalformed, d.ContentType)
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return m, fmt.Errorf("%w: charset %q", ErrMalformed, cs)
+		return m, err
 	}
 	if !utf8.Valid(d.Body) {
 		return m, fmt.Errorf("%w: body is not valid UTF-8", ErrMalformed)
 	}
-	if err := checkJSON(d.Body, maxDepth); err != nil {
-		return m, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
+	var fields []envField
 	switch mt {
-	case ContentTypeMassTransit:
-		m.Envelope = EnvelopeMassTransit
-		err = decodeMassTransit(d, &m)
-	case ContentTypeCloudEvents:
-		m.Envelope = EnvelopeCloudEvents
-		err = decodeCloudEvent(d, &m)
-	case ContentTypeJSON:
-		m.Envelope = EnvelopeBare
-		err = decodeBare(d, &m)
+	case domain.ContentTypeMassTransit:
+		m.Envelope, fields = domain.EnvelopeMassTransit, mtFields
+	case domain.ContentTypeCloudEvents:
+		m.Envelope, fields = domain.EnvelopeCloudEvents, ceFields
+	case domain.ContentTypeJSON:
+		m.Envelope = domain.EnvelopeBare
 	default:
 		return m, fmt.Errorf("%w: content type %q not supported", ErrMalformed, mt)
+	}
+	var sc scanned
+	if err := scanJSON(d.Body, maxDepth, fields, &sc); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	switch m.Envelope {
+	case domain.EnvelopeMassTransit:
+		err = decodeMassTransit(&sc, &m)
+	case domain.EnvelopeCloudEvents:
+		err = decodeCloudEvent(&sc, &m)
+	default:
+		err = decodeBare(d, &m)
 	}
 	if err != nil {
 		return m, err
@@ -204,6 +173,23 @@ func (dec Decoder) Decode(d Delivery) (Message, error) {
 		return m, ErrNoIdentity
 	}
 	return m, nil
+}
+
+// mediaType is the content type without parameters; a charset other than
+// UTF-8 is refused.
+func mediaType(ct string) (string, error) {
+	switch ct {
+	case domain.ContentTypeMassTransit, domain.ContentTypeCloudEvents, domain.ContentTypeJSON:
+		return ct, nil // what mime.ParseMediaType returns for them, without its allocations
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", fmt.Errorf("%w: content type %q", ErrMalformed, ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return "", fmt.Errorf("%w: charset %q", ErrMalformed, cs)
+	}
+	return mt, nil
 }
 
 // deliveryCount: quorum queues stamp x-delivery-count (previous failed
@@ -245,32 +231,43 @@ func asInt(v any) (int64, bool) {
 	return 0, false
 }
 
-type mtEnvelope struct {
-	MessageID      string          `json:"messageId"`
-	CorrelationID  string          `json:"correlationId"`
-	ConversationID string          `json:"conversationId"`
-	InitiatorID    string          `json:"initiatorId"`
-	MessageType    []string        `json:"messageType"`
-	Message        json.RawMessage `json:"message"`
-	SentTime       string          `json:"sentTime"`
+// The MassTransit envelope members the decoder reads.
+const (
+	mtMessageID = iota
+	mtCorrelationID
+	mtConversationID
+	mtInitiatorID
+	mtMessageType
+	mtMessage
+	mtSentTime
+)
+
+var mtFields = []envField{
+	mtMessageID:      {[]byte("messageId"), fieldString},
+	mtCorrelationID:  {[]byte("correlationId"), fieldString},
+	mtConversationID: {[]byte("conversationId"), fieldString},
+	mtInitiatorID:    {[]byte("initiatorId"), fieldString},
+	mtMessageType:    {[]byte("messageType"), fieldStrings},
+	mtMessage:        {[]byte("message"), fieldRaw},
+	mtSentTime:       {[]byte("sentTime"), fieldString},
 }
 
-func decodeMassTransit(d Delivery, m *Message) error {
-	var env mtEnvelope
-	if err := json.Unmarshal(d.Body, &env); err != nil {
-		return fmt.Errorf("%w: masstransit envelope: %w", ErrMalformed, err)
+func decodeMassTransit(sc *scanned, m *Message) error {
+	if sc.wrongType != "" {
+		return fmt.Errorf("%w: masstransit envelope: %s has the wrong JSON type", ErrMalformed, sc.wrongType)
 	}
-	if len(env.MessageType) == 0 {
+	if len(sc.list) == 0 {
 		return fmt.Errorf("%w: masstransit envelope without messageType", ErrMalformed)
 	}
-	if err := setInner(m, env.Message, "message"); err != nil {
+	if err := setInner(m, sc.val[mtMessage], "message"); err != nil {
 		return err
 	}
-	setIDs(m, env.MessageID, env.CorrelationID, env.ConversationID, env.InitiatorID)
-	if err := setTime(m, env.SentTime, "sentTime"); err != nil {
+	setIDs(m, sc.str(mtMessageID), sc.str(mtCorrelationID), sc.str(mtConversationID), sc.str(mtInitiatorID))
+	if err := setTime(m, sc.val[mtSentTime], "sentTime"); err != nil {
 		return err
 	}
-	ns, name, err := typeFromURNs(env.MessageType)
+	var one [1]string
+	ns, name, err := typeFromURNs(urnsToResolve(one[:0], sc.list))
 	if err != nil {
 		return err
 	}
@@ -289,6 +286,40 @@ func typeFromURNs(urns []string) (string, string, error) {
 	return "", "", fmt.Errorf("%w: %q", ErrUnknownType, strings.Join(urns, ";"))
 }
 
+// urnsToResolve appends the quoted URNs to dst for typeFromURNs: only the
+// one it would take when there is one, so the usual case makes one string.
+func urnsToResolve(dst []string, list [][]byte) []string {
+	for _, q := range list {
+		if u := unquoted(q); knownURN(u) {
+			return append(dst, string(u))
+		}
+	}
+	for _, q := range list {
+		dst = append(dst, string(unquoted(q)))
+	}
+	return dst
+}
+
+var (
+	urnPrefix       = []byte("urn:message:")
+	knownNamespaces = [][]byte{[]byte(domain.NamespaceBookWorm), []byte(domain.NamespaceLedger)}
+)
+
+// knownURN is parseURN's and knownNamespace's verdict on u, on bytes.
+func knownURN(u []byte) bool {
+	rest, ok := bytes.CutPrefix(u, urnPrefix)
+	i := bytes.LastIndexByte(rest, ':')
+	if !ok || i <= 0 || i == len(rest)-1 {
+		return false
+	}
+	for _, ns := range knownNamespaces {
+		if bytes.Equal(rest[:i], ns) {
+			return true
+		}
+	}
+	return false
+}
+
 // parseURN splits "urn:message:Namespace:Type".
 func parseURN(u string) (string, string, bool) {
 	rest, ok := strings.CutPrefix(u, "urn:message:")
@@ -302,52 +333,67 @@ func parseURN(u string) (string, string, bool) {
 	return rest[:i], rest[i+1:], true
 }
 
-type ceEnvelope struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Type            string          `json:"type"`
-	Time            string          `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-	DataBase64      json.RawMessage `json:"data_base64"`
-	CorrelationID   string          `json:"correlationid"`
-	TraceID         string          `json:"traceid"`
-	ConversationID  string          `json:"conversationid"`
-	InitiatorID     string          `json:"initiatorid"`
+// The CloudEvents members the decoder reads.
+const (
+	ceSpecVersion = iota
+	ceID
+	ceType
+	ceTime
+	ceDataContentType
+	ceData
+	ceDataBase64
+	ceCorrelationID
+	ceTraceID
+	ceConversationID
+	ceInitiatorID
+)
+
+var ceFields = []envField{
+	ceSpecVersion:     {[]byte("specversion"), fieldString},
+	ceID:              {[]byte("id"), fieldString},
+	ceType:            {[]byte("type"), fieldString},
+	ceTime:            {[]byte("time"), fieldString},
+	ceDataContentType: {[]byte("datacontenttype"), fieldString},
+	ceData:            {[]byte("data"), fieldRaw},
+	ceDataBase64:      {[]byte("data_base64"), fieldRaw},
+	ceCorrelationID:   {[]byte("correlationid"), fieldString},
+	ceTraceID:         {[]byte("traceid"), fieldString},
+	ceConversationID:  {[]byte("conversationid"), fieldString},
+	ceInitiatorID:     {[]byte("initiatorid"), fieldString},
 }
 
-func decodeCloudEvent(d Delivery, m *Message) error {
-	var env ceEnvelope
-	if err := json.Unmarshal(d.Body, &env); err != nil {
-		return fmt.Errorf("%w: cloudevent: %w", ErrMalformed, err)
+func decodeCloudEvent(sc *scanned, m *Message) error {
+	if sc.wrongType != "" {
+		return fmt.Errorf("%w: cloudevent: %s has the wrong JSON type", ErrMalformed, sc.wrongType)
 	}
-	if env.SpecVersion != "1.0" {
-		return fmt.Errorf("%w: cloudevent specversion %q, want 1.0", ErrMalformed, env.SpecVersion)
+	if v := unquoted(sc.val[ceSpecVersion]); string(v) != "1.0" {
+		return fmt.Errorf("%w: cloudevent specversion %q, want 1.0", ErrMalformed, v)
 	}
-	if len(env.DataBase64) > 0 {
+	if len(sc.val[ceDataBase64]) > 0 {
 		return fmt.Errorf("%w: cloudevent data_base64 is not supported", ErrMalformed)
 	}
-	if env.DataContentType != "" {
-		ct, _, err := mime.ParseMediaType(env.DataContentType)
-		if err != nil || (ct != ContentTypeJSON && !strings.HasSuffix(ct, "+json")) {
-			return fmt.Errorf("%w: cloudevent datacontenttype %q", ErrMalformed, env.DataContentType)
+	if dct := sc.str(ceDataContentType); dct != "" {
+		ct, _, err := mime.ParseMediaType(dct)
+		if err != nil || (ct != domain.ContentTypeJSON && !strings.HasSuffix(ct, "+json")) {
+			return fmt.Errorf("%w: cloudevent datacontenttype %q", ErrMalformed, dct)
 		}
 	}
-	if err := setInner(m, env.Data, "data"); err != nil {
+	if err := setInner(m, sc.val[ceData], "data"); err != nil {
 		return err
 	}
-	corr := env.CorrelationID
+	corr := sc.str(ceCorrelationID)
 	if corr == "" {
-		corr = env.TraceID
+		corr = sc.str(ceTraceID)
 	}
-	setIDs(m, env.ID, corr, env.ConversationID, env.InitiatorID)
-	if err := setTime(m, env.Time, "time"); err != nil {
+	setIDs(m, sc.str(ceID), corr, sc.str(ceConversationID), sc.str(ceInitiatorID))
+	if err := setTime(m, sc.val[ceTime], "time"); err != nil {
 		return err
 	}
-	if env.Type == "" {
+	typ := sc.str(ceType)
+	if typ == "" {
 		return fmt.Errorf("%w: cloudevent without type", ErrMalformed)
 	}
-	ns, name, err := typeFromName(env.Type)
+	ns, name, err := typeFromName(typ)
 	if err != nil {
 		return err
 	}
@@ -386,18 +432,7 @@ func decodeBare(d Delivery, m *Message) error {
 		// MassTransit's raw JSON serializer puts the URNs in a header.
 		ns, name, err = typeFromURNs(strings.Split(headerString(d.Headers, "MT-MessageType"), ";"))
 	case d.Exchange != "":
-		i := strings.LastIndexByte(d.Exchange, ':')
-		if i < 0 {
-			return fmt.Errorf("%w: no type property and exchange %q names no type", ErrUnknownType, d.Exchange)
-		}
-		ns = d.Exchange[:i]
-		for _, known := range []string{NamespaceBookWorm, NamespaceLedger} {
-			// A deployment may prefix its exchange names ("eu.BookWorm.Contracts:T").
-			if strings.HasSuffix(ns, "."+known) {
-				ns = known
-			}
-		}
-		ns, name, err = resolveType(ns, d.Exchange[i+1:])
+		ns, name, err = typeFromExchange(d.Exchange)
 	default:
 		return fmt.Errorf("%w: no type property and no exchange", ErrUnknownType)
 	}
@@ -406,6 +441,22 @@ func decodeBare(d Delivery, m *Message) error {
 	}
 	m.Namespace, m.Type = ns, name
 	return nil
+}
+
+// typeFromExchange reads "<Namespace>:<Type>"; a deployment may prefix its
+// exchange names ("eu.<Namespace>:<Type>").
+func typeFromExchange(ex string) (string, string, error) {
+	i := strings.LastIndexByte(ex, ':')
+	if i < 0 {
+		return "", "", fmt.Errorf("%w: no type property and exchange %q names no type", ErrUnknownType, ex)
+	}
+	ns := ex[:i]
+	for _, known := range []string{domain.NamespaceBookWorm, domain.NamespaceLedger} {
+		if strings.HasSuffix(ns, "."+known) {
+			ns = known
+		}
+	}
+	return resolveType(ns, ex[i+1:])
 }
 
 func headerString(h map[string]any, k string) string {
@@ -418,7 +469,7 @@ func headerString(h map[string]any, k string) string {
 	return ""
 }
 
-func setInner(m *Message, raw json.RawMessage, field string) error {
+func setInner(m *Message, raw []byte, field string) error {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return fmt.Errorf("%w: %s is missing or not a JSON object", ErrMalformed, field)
@@ -436,11 +487,13 @@ func setIDs(m *Message, id, corr, conv, init string) {
 	m.InitiatorID = init
 }
 
-func setTime(m *Message, s, field string) error {
-	if s == "" {
+// setTime reads a quoted time member; absent or "" leaves SentAt as it is.
+func setTime(m *Message, quoted []byte, field string) error {
+	s := unquoted(quoted)
+	if len(s) == 0 {
 		return nil
 	}
-	t, err := parseTime(s)
+	t, err := domain.ParseTime(s)
 	if err != nil {
 		return fmt.Errorf("%w: %s %q", ErrMalformed, field, s)
 	}
@@ -448,114 +501,7 @@ func setTime(m *Message, s, field string) error {
 	return nil
 }
 
-// parseTime reads RFC 3339 with any fraction; .NET writes unzoned UTC
-// times for some DateTime kinds, read as UTC.
-func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err == nil {
-		return t.UTC(), nil
-	}
-	t, err2 := time.ParseInLocation("2006-01-02T15:04:05.999999999", s, time.UTC)
-	if err2 == nil {
-		return t, nil
-	}
-	return time.Time{}, err
-}
-
 // checkJSON accepts exactly one JSON object, nested at most maxDepth deep,
-// without duplicate keys at any level (compared case-insensitively, since
-// MassTransit and encoding/json read names case-insensitively: two
-// spellings of one field would be ambiguous). b must be valid UTF-8.
-func checkJSON(b []byte, maxDepth int) error {
-	if !json.Valid(b) {
-		var v any
-		err := json.Unmarshal(b, &v) // for the position of the error
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	trimmed := bytes.TrimLeft(b, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return errors.New("body is not a JSON object")
-	}
-	return checkStructure(trimmed, maxDepth)
-}
-
-// keySet holds an object's keys; a slice while small, a map when large
-// (so a huge object cannot make the check quadratic).
-type keySet struct {
-	small []string
-	big   map[string]struct{}
-}
-
-func (k *keySet) add(key string) bool {
-	if k.big != nil {
-		if _, ok := k.big[key]; ok {
-			return false
-		}
-		k.big[key] = struct{}{}
-		return true
-	}
-	for _, s := range k.small {
-		if s == key {
-			return false
-		}
-	}
-	k.small = append(k.small, key)
-	if len(k.small) > 16 {
-		k.big = make(map[string]struct{}, 2*len(k.small))
-		for _, s := range k.small {
-			k.big[s] = struct{}{}
-		}
-		k.small = nil
-	}
-	return true
-}
-
-// checkStructure walks syntactically valid JSON (json.Valid passed) for
-// depth and duplicate keys.
-func checkStructure(b []byte, maxDepth int) error {
-	type frame struct {
-		object bool
-		expKey bool
-		keys   keySet
-	}
-	stack := make([]frame, 0, 8)
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; c {
-		case '"':
-			j, esc := i+1, false
-			for ; j < len(b) && b[j] != '"'; j++ {
-				if b[j] == '\\' {
-					j++
-					esc = true
-				}
-			}
-			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expKey {
-				var key string
-				if esc {
-					if err := json.Unmarshal(b[i:j+1], &key); err != nil {
-						return fmt.Errorf("invalid key: %w", err)
-					}
-				} else {
-					key = string(b[i+1 : j])
-				}
-				if !stack[n-1].keys.add(strings.ToLower(key)) {
-					return fmt.Errorf("duplicate key %q", key)
-				}
-				stack[n-1].expKey = false
-			}
-			i = j
-		case '{', '[':
-			if len(stack) >= maxDepth {
-				return fmt.Errorf("nested deeper than %d", maxDepth)
-			}
-			stack = append(stack, frame{object: c == '{', expKey: c == '{'})
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-		case ',':
-			if n := len(stack); n > 0 && stack[n-1].object {
-				stack[n-1].expKey = true
-			}
-		}
-	}
-	return nil
-}
+// without duplicate keys at any level (compared case-insensitively). b
+// must be valid UTF-8.
+func checkJSON(b []byte, maxDepth int) error { return scanJSON(b, maxDepth, nil, nil) }

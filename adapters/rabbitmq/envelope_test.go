@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 const (
@@ -46,10 +47,10 @@ func TestDecodeMassTransit(t *testing.T) {
 		Body:     mtBody(mtID, "urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", checkout),
 	})
 	require.NoError(t, err)
-	assert.Equal(t, rabbitmq.EnvelopeMassTransit, m.Envelope)
+	assert.Equal(t, domain.EnvelopeMassTransit, m.Envelope)
 	assert.Equal(t, mtID, m.MessageID, "envelope id wins over the AMQP message_id")
 	assert.Equal(t, "UserCheckedOutIntegrationEvent", m.Type)
-	assert.Equal(t, rabbitmq.NamespaceBookWorm, m.Namespace)
+	assert.Equal(t, domain.NamespaceBookWorm, m.Namespace)
 	assert.Equal(t, "0198a7f4-0000-7000-8000-0000000000cc", m.CorrelationID)
 	assert.Equal(t, "0198a7f4-0000-7000-8000-0000000000dd", m.ConversationID)
 	assert.Equal(t, time.Date(2025, 8, 1, 10, 0, 0, 123456700, time.UTC), m.SentAt)
@@ -62,7 +63,7 @@ func TestDecodeCloudEvents(t *testing.T) {
 	for _, typ := range []string{"BookWorm.Contracts.BasketDeletedCompleteIntegrationEvent", "OrderLedger.Contracts.BasketDeletedCompleteIntegrationEvent"} {
 		m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: "application/cloudevents+json", Body: ceBody(ceID, typ, data)})
 		require.NoError(t, err, typ)
-		assert.Equal(t, rabbitmq.EnvelopeCloudEvents, m.Envelope)
+		assert.Equal(t, domain.EnvelopeCloudEvents, m.Envelope)
 		assert.Equal(t, ceID, m.MessageID)
 		assert.Equal(t, "BasketDeletedCompleteIntegrationEvent", m.Type)
 		assert.Equal(t, "trace-1", m.CorrelationID, "Wolverine's traceid is the correlation")
@@ -73,7 +74,7 @@ func TestDecodeCloudEvents(t *testing.T) {
 		Body: []byte(`{"specversion":"1.0","id":"e1","type":"OrderLedger.Contracts.PaymentRefundedIntegrationEvent","source":"s","correlationid":"c1","data":{"orderId":"o"}}`)})
 	require.NoError(t, err)
 	assert.Equal(t, "PaymentRefundedIntegrationEvent", m.Type)
-	assert.Equal(t, rabbitmq.NamespaceLedger, m.Namespace)
+	assert.Equal(t, domain.NamespaceLedger, m.Namespace)
 	assert.Equal(t, "c1", m.CorrelationID)
 }
 
@@ -95,7 +96,7 @@ func TestDecodeBare(t *testing.T) {
 			m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: "application/json", Type: c.typ, Exchange: c.exchange,
 				MessageID: "amqp-1", Headers: c.headers, Timestamp: time.Unix(1700000000, 0), Body: []byte(body)})
 			require.NoError(t, err)
-			assert.Equal(t, rabbitmq.EnvelopeBare, m.Envelope)
+			assert.Equal(t, domain.EnvelopeBare, m.Envelope)
 			assert.Equal(t, "amqp-1", m.MessageID)
 			assert.Equal(t, "PaymentChargebackIntegrationEvent", m.Type)
 			assert.Equal(t, time.Unix(1700000000, 0).UTC(), m.SentAt)
@@ -112,26 +113,26 @@ func TestDecodeErrors(t *testing.T) {
 		d    rabbitmq.Delivery
 		want error
 	}{
-		{"bad json", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":`)}, rabbitmq.ErrMalformed},
-		{"trailing data", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(`{} {}`)}, rabbitmq.ErrMalformed},
-		{"invalid utf-8", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte("{\"a\":\"\xff\"}")}, rabbitmq.ErrMalformed},
-		{"no message", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"]}`)}, rabbitmq.ErrMalformed},
-		{"message not object", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: mtBody(mtID, "urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", `"x"`)}, rabbitmq.ErrMalformed},
-		{"no messageType", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","message":{}}`)}, rabbitmq.ErrMalformed},
-		{"too large", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: append(good, make([]byte, 1<<20)...)}, rabbitmq.ErrMalformed},
-		{"too deep", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(deep)}, rabbitmq.ErrMalformed},
+		{"bad json", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":`)}, rabbitmq.ErrMalformed},
+		{"trailing data", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(`{} {}`)}, rabbitmq.ErrMalformed},
+		{"invalid utf-8", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte("{\"a\":\"\xff\"}")}, rabbitmq.ErrMalformed},
+		{"no message", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"]}`)}, rabbitmq.ErrMalformed},
+		{"message not object", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: mtBody(mtID, "urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", `"x"`)}, rabbitmq.ErrMalformed},
+		{"no messageType", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","message":{}}`)}, rabbitmq.ErrMalformed},
+		{"too large", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: append(good, make([]byte, 1<<20)...)}, rabbitmq.ErrMalformed},
+		{"too deep", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(deep)}, rabbitmq.ErrMalformed},
 		{"wrong content type", rabbitmq.Delivery{ContentType: "text/plain", Body: good}, rabbitmq.ErrMalformed},
 		{"no content type", rabbitmq.Delivery{Body: good}, rabbitmq.ErrMalformed},
 		{"latin1", rabbitmq.Delivery{ContentType: "application/json; charset=iso-8859-1", Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(`{}`)}, rabbitmq.ErrMalformed},
-		{"duplicate key", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageId":"2","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrMalformed},
-		{"duplicate key other case", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(`{"orderId":"a","OrderId":"b"}`)}, rabbitmq.ErrMalformed},
-		{"no identity", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", Body: []byte(`{"orderId":"a"}`)}, rabbitmq.ErrNoIdentity},
-		{"cloudevents 0.3", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeCloudEvents, Body: []byte(`{"specversion":"0.3","id":"1","type":"BookWorm.Contracts.UserCheckedOutIntegrationEvent","data":{}}`)}, rabbitmq.ErrMalformed},
-		{"bad sentTime", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","sentTime":"yesterday","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrMalformed},
-		{"unknown urn", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: mtBody(mtID, "urn:message:BookWorm.Contracts:PlaceOrderCommand", `{}`)}, rabbitmq.ErrUnknownType},
-		{"foreign namespace only", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageType":["urn:message:Shop:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrUnknownType},
-		{"unknown ce type", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeCloudEvents, Body: ceBody("1", "BookWorm.Contracts.Nope", `{}`)}, rabbitmq.ErrUnknownType},
-		{"bare no type", rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeJSON, MessageID: "1", Exchange: "amq.fanout-ish", Body: []byte(`{}`)}, rabbitmq.ErrUnknownType},
+		{"duplicate key", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageId":"2","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrMalformed},
+		{"duplicate key other case", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", MessageID: "1", Body: []byte(`{"orderId":"a","OrderId":"b"}`)}, rabbitmq.ErrMalformed},
+		{"no identity", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, Type: "PaymentRefundedIntegrationEvent", Body: []byte(`{"orderId":"a"}`)}, rabbitmq.ErrNoIdentity},
+		{"cloudevents 0.3", rabbitmq.Delivery{ContentType: domain.ContentTypeCloudEvents, Body: []byte(`{"specversion":"0.3","id":"1","type":"BookWorm.Contracts.UserCheckedOutIntegrationEvent","data":{}}`)}, rabbitmq.ErrMalformed},
+		{"bad sentTime", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","sentTime":"yesterday","messageType":["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrMalformed},
+		{"unknown urn", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: mtBody(mtID, "urn:message:BookWorm.Contracts:PlaceOrderCommand", `{}`)}, rabbitmq.ErrUnknownType},
+		{"foreign namespace only", rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: []byte(`{"messageId":"1","messageType":["urn:message:Shop:UserCheckedOutIntegrationEvent"],"message":{}}`)}, rabbitmq.ErrUnknownType},
+		{"unknown ce type", rabbitmq.Delivery{ContentType: domain.ContentTypeCloudEvents, Body: ceBody("1", "BookWorm.Contracts.Nope", `{}`)}, rabbitmq.ErrUnknownType},
+		{"bare no type", rabbitmq.Delivery{ContentType: domain.ContentTypeJSON, MessageID: "1", Exchange: "amq.fanout-ish", Body: []byte(`{}`)}, rabbitmq.ErrUnknownType},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -141,6 +142,47 @@ func TestDecodeErrors(t *testing.T) {
 			if errors.Is(c.want, rabbitmq.ErrMalformed) {
 				assert.NotErrorIs(t, err, rabbitmq.ErrUnknownType)
 			}
+		})
+	}
+}
+
+// TestDecodeReadsNamesAsEncodingJSON pins how the one-pass decoder reads
+// envelope members: as encoding/json read them into the envelope struct
+// before (names matched with Unicode case folding, a later spelling
+// overriding an earlier one, null leaving a string as it was), with
+// duplicates under strings.ToLower refused at every level.
+func TestDecodeReadsNamesAsEncodingJSON(t *testing.T) {
+	urn := `["urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent"]`
+	cases := []struct {
+		name, ct, body string
+		id             string // "" when refused
+	}{
+		{"names in any case", domain.ContentTypeMassTransit, `{"MESSAGEID":"1","MessageType":` + urn + `,"MESSAGE":{}}`, "1"},
+		{"folded spelling overrides", domain.ContentTypeMassTransit, `{"messageId":"1","meſſageId":"2","messageType":` + urn + `,"message":{}}`, "2"},
+		{"null keeps a string", domain.ContentTypeMassTransit, `{"messageId":"1","meſſageId":null,"messageType":` + urn + `,"message":{}}`, "1"},
+		{"null element keeps an element", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"meſſageType":[null],"message":{}}`, "1"},
+		{"null empties a list", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"meſſageType":null,"message":{}}`, ""},
+		{"later message not an object", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"message":{},"meſſage":"x"}`, ""},
+		{"duplicate inside the message", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"message":{"a":1,"A":2}}`, ""},
+		{"escaped duplicate", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"message":{"a\u0062":1,"ab":2}}`, ""},
+		{"lone surrogates are one name", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":` + urn + `,"message":{"\ud800":1,"\ud801":2}}`, ""},
+		{"lone surrogate read as U+FFFD", domain.ContentTypeMassTransit, `{"messageId":"\ud800","messageType":` + urn + `,"message":{}}`, "\uFFFD"},
+		{"id of the wrong type", domain.ContentTypeMassTransit, `{"messageId":1,"messageType":` + urn + `,"message":{}}`, ""},
+		{"urn of the wrong type", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":["x",1],"message":{}}`, ""},
+		{"data_base64 null", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","type":"PaymentRefundedIntegrationEvent","data":{},"data_base64":null}`, ""},
+		{"data an array", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","type":"PaymentRefundedIntegrationEvent","data":[]}`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: c.ct, Body: []byte(c.body)})
+			if c.id == "" {
+				assert.ErrorIs(t, err, rabbitmq.ErrMalformed)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, c.id, m.MessageID)
+			assert.Equal(t, "UserCheckedOutIntegrationEvent", m.Type)
+			assert.Equal(t, "{}", string(m.Body))
 		})
 	}
 }
@@ -158,7 +200,7 @@ func TestEncodeMassTransitRoundTrip(t *testing.T) {
 	assert.Equal(t, []any{"urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", rabbitmq.BaseTypeURN}, raw["messageType"])
 	assert.Nil(t, raw["requestId"])
 	assert.Contains(t, raw, "host")
-	m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeMassTransit, Body: b})
+	m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: domain.ContentTypeMassTransit, Body: b})
 	require.NoError(t, err)
 	assert.Equal(t, mtID, m.MessageID)
 	assert.Equal(t, orderID, m.CorrelationID)
@@ -168,7 +210,7 @@ func TestEncodeMassTransitRoundTrip(t *testing.T) {
 
 	ce, err := rabbitmq.EncodeCloudEvent(out)
 	require.NoError(t, err)
-	m, err = rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: rabbitmq.ContentTypeCloudEvents, Body: ce})
+	m, err = rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: domain.ContentTypeCloudEvents, Body: ce})
 	require.NoError(t, err)
 	assert.Equal(t, mtID, m.MessageID)
 	assert.Equal(t, orderID, m.CorrelationID)
@@ -202,11 +244,11 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(rabbitmq.ContentTypeMassTransit, "", "", "", mtBody(mtID, "urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", checkout))
-	f.Add(rabbitmq.ContentTypeCloudEvents, "", "", "", ceBody(ceID, "BookWorm.Contracts.OrderStatusChangedToCancelIntegrationEvent", `{"orderId":"o","totalMoney":100}`))
+	f.Add(domain.ContentTypeMassTransit, "", "", "", mtBody(mtID, "urn:message:BookWorm.Contracts:UserCheckedOutIntegrationEvent", checkout))
+	f.Add(domain.ContentTypeCloudEvents, "", "", "", ceBody(ceID, "BookWorm.Contracts.OrderStatusChangedToCancelIntegrationEvent", `{"orderId":"o","totalMoney":100}`))
 	f.Add("application/json; charset=utf-8", "PaymentRefundedIntegrationEvent", "m1", "", []byte(`{"orderId":"o","amount":"1.00"}`))
-	f.Add(rabbitmq.ContentTypeJSON, "", "m2", "OrderLedger.Contracts:OrderFulfillFailedIntegrationEvent", []byte(`{"orderId":"o"}`))
-	f.Add(rabbitmq.ContentTypeJSON, "", "m3", "", []byte(`{"a":[{"b":{"c":[1,2,{"d":null}]}}]}`))
+	f.Add(domain.ContentTypeJSON, "", "m2", "OrderLedger.Contracts:OrderFulfillFailedIntegrationEvent", []byte(`{"orderId":"o"}`))
+	f.Add(domain.ContentTypeJSON, "", "m3", "", []byte(`{"a":[{"b":{"c":[1,2,{"d":null}]}}]}`))
 	f.Fuzz(func(t *testing.T, ct, typ, id, exchange string, body []byte) {
 		m, err := rabbitmq.DecodeEnvelope(rabbitmq.Delivery{ContentType: ct, Type: typ, MessageID: id, Exchange: exchange, Body: body})
 		if err != nil {

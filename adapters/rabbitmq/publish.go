@@ -10,6 +10,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
+
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // Publication is one outbound message. MessageID is required: it is the
@@ -192,7 +194,7 @@ func (b *Broker) Publish(ctx context.Context, pubs []Publication) error {
 		}
 		ct := p.ContentType
 		if ct == "" && !p.Verbatim {
-			ct = ContentTypeJSON
+			ct = domain.ContentTypeJSON
 		}
 		ts := p.Timestamp
 		if ts.IsZero() {

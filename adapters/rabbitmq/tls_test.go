@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // tlsFront terminates TLS in front of the local broker: the adapter speaks
@@ -91,7 +93,10 @@ func tlsFront(t *testing.T) (addr, caFile string, conns *atomic.Int64) {
 func TestAMQPSWithCAFile(t *testing.T) {
 	addr, caFile, conns := tlsFront(t)
 	e := newEnv(t, func(c *rabbitmq.Config) {
-		c.URL = "amqps://guest:guest@" + addr + "/"
+		u, err := url.Parse(c.URL)
+		require.NoError(t, err)
+		u.Scheme, u.Host = "amqps", addr // the test's vhost, through the TLS front
+		c.URL = u.String()
 		c.TLS.CAFile = caFile
 		c.TLS.ServerName = "localhost"
 	})
@@ -103,7 +108,7 @@ func TestAMQPSWithCAFile(t *testing.T) {
 	col := &collector{}
 	startConsumer(t, b, col.handle)
 	e.publishRaw(e.inbound("UserCheckedOutIntegrationEvent"), amqp.Publishing{
-		ContentType: rabbitmq.ContentTypeJSON, MessageId: "tls-1",
+		ContentType: domain.ContentTypeJSON, MessageId: "tls-1",
 		Body: []byte(`{"orderId":"0196a6b0-0000-7000-8000-000000000001","basketId":"0196a6b0-0000-7000-8000-000000000002","totalMoney":1}`),
 	})
 	got := col.waitIDs(t, []string{"tls-1"})

@@ -9,8 +9,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // ceilingResult is the broker's own throughput through one queue type.
@@ -106,7 +106,7 @@ func brokerCeiling(ctx context.Context, o options, url, queueType string) (ceili
 		for i := 0; pctx.Err() == nil; i++ {
 			w := wires[i%len(wires)]
 			err = pub.publish(pctx, name, "", amqp.Publishing{
-				ContentType: rabbitmq.ContentTypeMassTransit, MessageId: strconv.Itoa(i), Body: w.Body,
+				ContentType: domain.ContentTypeMassTransit, MessageId: strconv.Itoa(i), Body: w.Body,
 			})
 			if err != nil {
 				break

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 // stepCommand is the BookWorm command each step of a Fulfilled order
@@ -26,7 +29,7 @@ var stepCommand = [3]string{"PlaceOrderCommand", "DeleteBasketCompleteCommand", 
 func commandCopies() map[string]int {
 	m := map[string]int{}
 	for _, q := range rabbitmq.DefaultConsumerQueues() {
-		m[q.Exchange[len(rabbitmq.NamespaceBookWorm)+1:]]++
+		m[q.Exchange[len(domain.NamespaceBookWorm)+1:]]++
 	}
 	return m
 }
@@ -60,7 +63,7 @@ type tracker struct {
 
 func newTracker() *tracker {
 	t := &tracker{pending: map[pendKey]time.Time{}, freed: make(chan struct{}, 1), commands: map[string]*atomic.Int64{}, copies: commandCopies()}
-	for _, c := range rabbitmq.BookWormCommands {
+	for _, c := range domain.Commands() {
 		t.commands[c] = new(atomic.Int64)
 	}
 	return t
@@ -250,13 +253,13 @@ type e2eResult struct {
 // whereIsTheBacklog says where the facts in flight wait: in the ledger's
 // inbound queue (the consumer is the bottleneck), behind a projection
 // (its lag), or in the outbound queues (downstream).
-func whereIsTheBacklog(ctx context.Context, ch *amqp.Channel, lp *ledgerProc) string {
+func whereIsTheBacklog(ctx context.Context, ch *amqp.Channel, lp *testenv.Serve) string {
 	var parts []string
-	if q, err := ch.QueueDeclarePassive(rabbitmq.DefaultQueue, true, false, false, false, nil); err == nil {
+	if q, err := ch.QueueDeclarePassive(domain.DefaultQueue, true, false, false, false, nil); err == nil {
 		parts = append(parts, fmt.Sprintf("inbound queue %d ready", q.Messages))
 	}
 	for _, name := range []string{"lifecycle", "readmodel"} {
-		if v, err := lp.metricLabel(ctx, "ledger_projection_lag", name); err == nil {
+		if v, err := metricLabel(ctx, lp, "ledger_projection_lag", name); err == nil {
 			parts = append(parts, fmt.Sprintf("%s lag %.0f events", name, v))
 		}
 	}
@@ -283,30 +286,35 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	bin := o.ledgerBin
 	if bin == "" {
 		o.progress("building ledger")
-		if bin, err = buildLedger(ctx, dir); err != nil {
+		if bin, err = testenv.BuildLedger(ctx, dir); err != nil {
 			return res, err
 		}
 	}
-	vh, err := newVhost(ctx, o.amqpURL, "ledger")
+	// The broker may be restarting (make chaos does that): wait for it.
+	vhost := testenv.VhostName("ledger-bench-ledger")
+	vhURL, err := testenv.CreateVhost(ctx, o.amqpURL, vhost, 90*time.Second)
 	if err != nil {
 		return res, err
 	}
-	defer vh.delete()
-	lp, err := startLedger(ctx, bin, vh.url, dir, o.ledgerEnv)
+	defer func() { _ = testenv.DeleteVhost(context.Background(), vhost) }()
+	lp, err := testenv.StartServe(ctx, testenv.ServeOptions{
+		Binary: bin, AMQPURL: vhURL, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "ledger.log"),
+		Env: o.ledgerEnv, StopGrace: 20 * time.Second,
+	})
 	if err != nil {
 		return res, err
 	}
 	stopped := false
 	defer func() {
 		if !stopped {
-			_ = lp.stop()
+			_ = lp.Stop()
 		}
 	}()
-	o.progress("ledger %d ready on %s", lp.pid(), lp.http)
+	o.progress("ledger %d ready on %s", lp.PID(), lp.Addr())
 
 	// Downstream: the AccelByte events on a queue bound to orderProcessing
 	// with #, and every BookWorm command queue the ledger declared.
-	cconn, err := amqp.DialConfig(vh.url, amqp.Config{Properties: amqp.Table{"connection_name": "ledger-bench downstream"}})
+	cconn, err := amqp.DialConfig(vhURL, amqp.Config{Properties: amqp.Table{"connection_name": "ledger-bench downstream"}})
 	if err != nil {
 		return res, fmt.Errorf("dial downstream: %w", err)
 	}
@@ -319,7 +327,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	if _, err := sch.QueueDeclare(capture, true, false, false, false, nil); err != nil {
 		return res, fmt.Errorf("declare %s: %w", capture, err)
 	}
-	if err := sch.QueueBind(capture, "#", rabbitmq.DefaultOrderEventExchange, false, nil); err != nil {
+	if err := sch.QueueBind(capture, "#", domain.AccelByteExchange, false, nil); err != nil {
 		return res, fmt.Errorf("bind %s: %w", capture, err)
 	}
 	tr := newTracker()
@@ -342,7 +350,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 		stops = append(stops, stop)
 	}
 
-	pub, err := newConfirmPublisher(vh.url, o.ceilingWindow)
+	pub, err := newConfirmPublisher(vhURL, o.ceilingWindow)
 	if err != nil {
 		return res, err
 	}
@@ -384,7 +392,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	drain := func(what string, limit time.Duration) error {
 		deadline := time.Now().Add(limit)
 		for tr.inflight.Load() > 0 {
-			if err := lp.alive(); err != nil {
+			if err := lp.Alive(); err != nil {
 				return err
 			}
 			if time.Now().After(deadline) {
@@ -417,7 +425,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	if err := <-pubDone; err != nil {
 		return res, err
 	}
-	if err := lp.alive(); err != nil {
+	if err := lp.Alive(); err != nil {
 		return res, err
 	}
 	d := s1.at.Sub(s0.at)
@@ -437,7 +445,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	}
 	o.progress("phase 2: %.0f facts/s for %s", res.halfRate, o.latencyDur)
 	warm := min(2*time.Second, o.latencyDur/4)
-	h0, _ := lp.histogram(ctx, "ledger_publish_confirm_seconds")
+	h0, _ := scrapeHistogram(ctx, lp, "ledger_publish_confirm_seconds")
 	start := time.Now()
 	tr.record(start.Add(warm), start.Add(o.latencyDur))
 	interval := time.Duration(float64(time.Second) / res.halfRate)
@@ -459,7 +467,7 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 		}
 	}
 	res.latInbound = rate(float64(sent), time.Since(start))
-	if h1, err := lp.histogram(ctx, "ledger_publish_confirm_seconds"); err == nil {
+	if h1, err := scrapeHistogram(ctx, lp, "ledger_publish_confirm_seconds"); err == nil {
 		res.confirm = h1.minus(h0)
 	}
 	if err := drain("after the latency phase", 60*time.Second); err != nil {
@@ -494,22 +502,22 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	res.facts = seq.published[0] + seq.published[1] + seq.published[2]
 	res.orders = seq.published[2]
 	res.verifyErr = verify(ctx, tr, seq)
-	st, err := procStatus(lp.pid())
+	st, err := lp.ProcStatus()
 	if err != nil {
 		return res, fmt.Errorf("read ledger RSS: %w", err)
 	}
 	res.vmHWM, res.vmRSS, res.rssAnon, res.rssFile = st["VmHWM"], st["VmRSS"], st["RssAnon"], st["RssFile"]
-	res.deadLettered, _ = lp.metric(ctx, "ledger_messages_dead_lettered_total")
-	res.returned, _ = lp.metric(ctx, "ledger_messages_returned_total")
-	res.retries, _ = lp.metric(ctx, "ledger_retries_total")
+	res.deadLettered, _ = metric(ctx, lp, "ledger_messages_dead_lettered_total")
+	res.returned, _ = metric(ctx, lp, "ledger_messages_returned_total")
+	res.retries, _ = metric(ctx, lp, "ledger_retries_total")
 	if n := pub.nacked.Load() + pub.returned.Load(); n > 0 {
 		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("%d inbound publishes nacked or returned", n))
 	}
 	stopped = true
-	if err := lp.stop(); err != nil {
+	if err := lp.Stop(); err != nil {
 		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("ledger shutdown: %w", err))
 	}
-	res.warn, res.errs = lp.countLogLevels()
+	res.warn, res.errs = countLogLevels(lp.Logs())
 	return res, nil
 }
 
@@ -554,24 +562,26 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 // benchBrokerAndLedger measures the broker's ceiling and, with ledger, the
 // ledger end to end, and adds both to the report.
 func benchBrokerAndLedger(ctx context.Context, o options, r *report, ledger bool) error {
-	vh, err := newVhost(ctx, o.amqpURL, "ceiling")
+	vhost := testenv.VhostName("ledger-bench-ceiling")
+	vhURL, err := testenv.CreateVhost(ctx, o.amqpURL, vhost, 90*time.Second)
 	if err != nil {
 		return err
 	}
+	deleteVhost := func() { _ = testenv.DeleteVhost(context.Background(), vhost) }
 	types := []string{rabbitmq.QueueQuorum}
 	if o.ceilingClassic {
 		types = append(types, rabbitmq.QueueClassic)
 	}
 	var ceil []ceilingResult
 	for _, qt := range types {
-		c, err := brokerCeiling(ctx, o, vh.url, qt)
+		c, err := brokerCeiling(ctx, o, vhURL, qt)
 		if err != nil {
-			vh.delete()
+			deleteVhost()
 			return fmt.Errorf("broker ceiling (%s): %w", qt, err)
 		}
 		ceil = append(ceil, c)
 	}
-	vh.delete()
+	deleteVhost()
 	for _, c := range ceil {
 		r.add("broker ceiling", fmt.Sprintf("%s queue: published+confirmed", c.queueType), fmtRate(c.published))
 		r.add("broker ceiling", fmt.Sprintf("%s queue: consumed+acked", c.queueType), fmtRate(c.acked))

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 // options are the flags of every part.
@@ -69,7 +71,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var o options
 	fs := flag.NewFlagSet("ledger-bench "+part, flag.ContinueOnError)
-	fs.StringVar(&o.amqpURL, "amqp-url", envOr("LEDGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker (each part gets its own vhost, made with rabbitmqctl)")
+	fs.StringVar(&o.amqpURL, "amqp-url", testenv.BaseURL(), "broker (each part gets its own vhost, made with rabbitmqctl)")
 	fs.DurationVar(&o.ceilingDur, "ceiling-duration", 15*time.Second, "how long each broker ceiling run measures")
 	fs.IntVar(&o.ceilingWindow, "ceiling-window", 256, "broker ceiling: publishes in flight awaiting confirms")
 	fs.BoolVar(&o.ceilingClassic, "classic", true, "also measure the ceiling through a classic queue")
@@ -147,13 +149,6 @@ func (o options) validate() error {
 		errs = append(errs, errors.New("appenders: at least 1"))
 	}
 	return errors.Join(errs...)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // progress writes a line on stderr with -v.

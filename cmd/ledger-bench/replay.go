@@ -23,6 +23,9 @@ import (
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
+	"github.com/bookworm-ledger/ledger/ingest"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -32,9 +35,8 @@ const childCommand = "__child"
 
 var benchCurrency = domain.Currency{Code: "USD", Decimals: 2}
 
-// fixtureEvent is what the ingester stores for step k of order o (see
-// cmd/ledger/ingest.go prepare): the message decoded and normalised into a
-// fact, its metadata, and the event id derived from the message id.
+// fixtureEvent is what the ingester stores for step k of order o, had it
+// arrived in a MassTransit envelope sent at sent.
 func fixtureEvent(o traffic.Order, k int, sent time.Time) (string, domain.EventData, error) {
 	s := o.Steps[k]
 	msgID := traffic.MessageID(o.ID, k)
@@ -44,26 +46,14 @@ func fixtureEvent(o traffic.Order, k int, sent time.Time) (string, domain.EventD
 	if err != nil {
 		return "", domain.EventData{}, err
 	}
-	ft, ok := domain.LookupFactType(s.Type)
-	if !ok {
-		return "", domain.EventData{}, fmt.Errorf("type %s is not a fact", s.Type)
-	}
-	f, err := domain.DecodeMessage(ft, w.Body, benchCurrency, sent)
-	if err != nil {
-		return "", domain.EventData{}, fmt.Errorf("decode %s: %w", s.Type, err)
-	}
-	data, err := domain.EncodeFact(f, benchCurrency)
-	if err != nil {
-		return "", domain.EventData{}, fmt.Errorf("encode %s: %w", s.Type, err)
-	}
-	meta, err := domain.EncodeMetadata(domain.Metadata{
-		CorrelationID: o.ID, CausationID: msgID, MessageID: msgID, ConversationID: o.ID,
-		Envelope: "masstransit", Exchange: s.Namespace + ":" + s.Type, ReceivedAt: sent,
-	})
+	p, err := ingest.Prepare(ingest.Message{
+		MessageID: msgID, CorrelationID: o.ID, ConversationID: o.ID, Type: s.Type,
+		Envelope: domain.EnvelopeMassTransit, Exchange: s.Namespace + ":" + s.Type, Body: w.Body, SentAt: sent,
+	}, benchCurrency, sent)
 	if err != nil {
 		return "", domain.EventData{}, err
 	}
-	return domain.StreamName(f.OrderID), domain.EventData{ID: domain.FactEventID(msgID), Type: string(ft), Data: data, Metadata: meta}, nil
+	return p.Stream, p.Event, nil
 }
 
 // buildFixture appends facts (3 per Fulfilled order) with many concurrent
@@ -221,7 +211,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if st, err := procStatus(os.Getpid()); err == nil && st["RssAnon"] > peakAnon.Load() {
+			if st, err := testenv.ProcStatus(os.Getpid()); err == nil && st["RssAnon"] > peakAnon.Load() {
 				peakAnon.Store(st["RssAnon"])
 			}
 			select {
@@ -251,7 +241,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 				break
 			}
 			for i := range evs {
-				if _, err := domain.DecodeFact(evs[i].Type, evs[i].Data); err != nil {
+				if _, err := codec.DecodeFact(evs[i].Type, evs[i].Data); err != nil {
 					res.Undecoded++
 				}
 			}
@@ -319,7 +309,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 					states[e.Stream] = a
 				}
 				a.last, a.n = e.Revision, a.n+1
-				f, err := domain.DecodeFact(e.Type, e.Data)
+				f, err := codec.DecodeFact(e.Type, e.Data)
 				if err != nil {
 					res.Undecoded++
 					continue
@@ -354,7 +344,7 @@ func runChild(ctx context.Context, args []string, out io.Writer) error {
 	}
 	close(stopSampler)
 	sampled.Wait()
-	st, err := procStatus(os.Getpid())
+	st, err := testenv.ProcStatus(os.Getpid())
 	if err != nil {
 		return err
 	}

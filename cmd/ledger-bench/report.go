@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,31 +81,6 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 	}
-}
-
-// procStatus reads fields (in kB) from /proc/<pid>/status: VmHWM, VmRSS,
-// RssAnon, RssFile.
-func procStatus(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(v)
-		if len(fs) == 2 && fs[1] == "kB" {
-			if n, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
-				out[k] = n
-			}
-		}
-	}
-	return out, sc.Err()
 }
 
 func numCPU() int { return runtime.NumCPU() }

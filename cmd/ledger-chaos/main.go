@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/cmd/ledger-chaos/harness"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 type options struct {
@@ -60,7 +60,7 @@ func main() {
 func run(ctx context.Context, args []string, out io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("ledger-chaos", flag.ContinueOnError)
-	fs.StringVar(&o.amqpURL, "amqp-url", envOr("LEDGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker; the run makes its own vhost with rabbitmqctl")
+	fs.StringVar(&o.amqpURL, "amqp-url", testenv.BaseURL(), "broker; the run makes its own vhost with rabbitmqctl")
 	fs.IntVar(&o.orders, "orders", 30_000, "orders to publish (default mix of scenarios, about 3.3 messages each)")
 	fs.DurationVar(&o.duration, "duration", 150*time.Second, "how long the load lasts (orders are started evenly over it)")
 	fs.IntVar(&o.kills, "kills", 12, "kill -9 of the service during the load")
@@ -99,44 +99,38 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	bin := o.ledgerBin
 	if bin == "" {
-		bin = filepath.Join(work, "ledger")
 		o.progress("building ledger")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ledger")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build ledger (run from the module root): %w", err)
+		if bin, err = testenv.BuildLedger(ctx, work); err != nil {
+			return err
 		}
 	}
 
-	var vb [6]byte
-	_, _ = crand.Read(vb[:])
-	vhost := "ledger-chaos-" + hex.EncodeToString(vb[:])
-	url, err := harness.Vhost(ctx, o.amqpURL, vhost)
+	vhost := testenv.VhostName("ledger-chaos")
+	url, err := testenv.CreateVhost(ctx, o.amqpURL, vhost, 0)
 	if err != nil {
 		return err
 	}
 	if o.keep {
 		fmt.Fprintf(out, "vhost (kept): %s\n", vhost)
 	} else {
-		defer func() { _, _ = harness.Ctl(context.Background(), "delete_vhost", vhost) }()
+		defer func() { _ = testenv.DeleteVhost(context.Background(), vhost) }()
 	}
 	// Whatever happens, leave the broker running.
 	defer ensureBroker(o)
 
+	// The service is restarted on the same data dir, vhost, port and log
+	// after each kill.
 	dataDir := filepath.Join(work, "data")
-	logFile, err := os.Create(filepath.Join(work, "ledger.log"))
+	logPath := filepath.Join(work, "ledger.log")
+	p, err := testenv.StartServe(ctx, testenv.ServeOptions{
+		Binary: bin, AMQPURL: url, DataDir: dataDir, LogPath: logPath,
+		Env:          []string{"LEDGER_LOG_LEVEL=info"},
+		ReadyTimeout: 90 * time.Second,
+	})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	p, err := newLedgerProc(bin, url, dataDir, logFile)
-	if err != nil {
-		return err
-	}
-	if _, err := p.start(ctx); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, tail(logFile.Name()))
-	}
-	defer func() { _ = p.stop() }()
+	defer func() { _ = p.Stop() }()
 	if err := harness.PrepareCapture(url); err != nil {
 		return err
 	}
@@ -160,13 +154,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	faults, faultErr := injectFaults(ctx, o, p, loader)
 	res := <-loadDone
 	if err := errors.Join(faultErr, res.err); err != nil {
-		return fmt.Errorf("under load: %w (service log: %s)", err, logFile.Name())
+		return fmt.Errorf("under load: %w (service log: %s)", err, logPath)
 	}
 	o.progress("load done: %d messages in %s; waiting for the ledger to go quiet", res.load.Messages, res.load.Elapsed.Round(time.Second))
-	if err := harness.WaitQuiet(ctx, url, p.base(), 5*time.Minute); err != nil {
+	if err := harness.WaitQuiet(ctx, url, p.URL(), 5*time.Minute); err != nil {
 		return err
 	}
-	if err := p.stop(); err != nil {
+	if err := p.Stop(); err != nil {
 		return err
 	}
 
@@ -194,12 +188,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if dryErr != nil {
 		fails = append(fails, dryErr.Error())
 	}
-	fails = append(fails, p.unexpectedExits()...)
+	fails = append(fails, p.UnexpectedExits()...)
 	if len(fails) > 0 {
 		for _, pr := range rep.Problems {
 			fmt.Fprintln(out, "  detail:", pr)
 		}
-		return fmt.Errorf("FAILED: %s (service log: %s; rerun with -keep to keep it)", strings.Join(fails, "; "), logFile.Name())
+		return fmt.Errorf("FAILED: %s (service log: %s; rerun with -keep to keep it)", strings.Join(fails, "; "), logPath)
 	}
 	fmt.Fprintln(out, "PASS: no fact lost or duplicated, every outbound message delivered under its deterministic id")
 	return nil
@@ -207,7 +201,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // injectFaults kills the service and restarts the broker at random moments
 // while the load runs.
-func injectFaults(ctx context.Context, o options, p *ledgerProc, loader *harness.Loader) (harness.Faults, error) {
+func injectFaults(ctx context.Context, o options, p *testenv.Serve, loader *harness.Loader) (harness.Faults, error) {
 	var f harness.Faults
 	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x5eed))
 	n := o.kills + o.brokerRestarts
@@ -238,23 +232,19 @@ func injectFaults(ctx context.Context, o options, p *ledgerProc, loader *harness
 			case <-time.After(wait):
 			}
 		}
-		if _, done := p.running(); done != nil {
-			select {
-			case <-done: // it died by itself: counted by unexpectedExits; bring it back
-				if _, err := p.start(ctx); err != nil {
-					return f, err
-				}
-			default:
+		if p.Alive() != nil { // it died by itself: counted by UnexpectedExits; bring it back
+			if _, err := p.Restart(ctx); err != nil {
+				return f, err
 			}
 		}
 		sent := loader.Sent()
 		switch kind {
 		case "kill":
-			if err := p.kill9(); err != nil {
+			if err := p.Kill(); err != nil {
 				return f, err
 			}
 			f.Kills++
-			d, err := p.start(ctx)
+			d, err := p.Restart(ctx)
 			if err != nil {
 				return f, fmt.Errorf("restart after kill %d: %w", f.Kills, err)
 			}
@@ -262,17 +252,17 @@ func injectFaults(ctx context.Context, o options, p *ledgerProc, loader *harness
 			o.progress("kill -9 #%d at %s (%d msgs sent); ready again after %s", f.Kills, time.Since(begin).Round(time.Second), sent, d.Round(100*time.Millisecond))
 		case "broker":
 			t0 := time.Now()
-			if _, err := harness.Ctl(ctx, "stop_app"); err != nil {
+			if _, err := testenv.Ctl(ctx, "stop_app"); err != nil {
 				return f, err
 			}
 			f.BrokerRestarts++
 			o.progress("broker stop_app #%d at %s (%d msgs sent)", f.BrokerRestarts, time.Since(begin).Round(time.Second), sent)
 			time.Sleep(o.brokerDown)
-			if _, err := harness.Ctl(ctx, "start_app"); err != nil {
+			if _, err := testenv.Ctl(ctx, "start_app"); err != nil {
 				return f, err
 			}
 			// The service must come back by itself: no restart here.
-			if _, err := harness.WaitReady(ctx, p.base(), 2*time.Minute); err != nil {
+			if _, err := p.WaitReady(ctx, 2*time.Minute); err != nil {
 				return f, fmt.Errorf("after broker restart %d: %w", f.BrokerRestarts, err)
 			}
 			d := time.Since(t0)
@@ -310,35 +300,17 @@ func dryRun(ctx context.Context, bin, amqpURL, dataDir string) (string, error) {
 func ensureBroker(o options) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := harness.Ctl(ctx, "start_app"); err == nil {
+	if _, err := testenv.Ctl(ctx, "start_app"); err == nil {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "ledger-chaos: broker not answering; starting rabbitmq-server -detached")
 	_ = exec.CommandContext(ctx, "rabbitmq-server", "-detached").Run()
 	for ctx.Err() == nil {
-		if _, err := harness.Ctl(ctx, "await_startup"); err == nil {
+		if _, err := testenv.Ctl(ctx, "await_startup"); err == nil {
 			return
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 func (o options) progress(format string, a ...any) {

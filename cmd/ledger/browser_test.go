@@ -25,6 +25,7 @@ import (
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/adapters/httpapi"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -111,17 +112,13 @@ func (e *webEnv) fact(typ domain.FactType, orderID, basketID string, amount int6
 		fn(&f)
 	}
 	require.NoError(e.t, f.Validate())
-	data, err := domain.EncodeFact(f, e.cur)
-	require.NoError(e.t, err)
 	msgID := domain.NameUUID("browser-test", orderID, string(typ), e.clock.String())
-	meta, err := domain.EncodeMetadata(domain.Metadata{CorrelationID: orderID, MessageID: msgID, Envelope: "masstransit",
-		Exchange: typ.Namespace() + ":" + string(typ), ReceivedAt: e.clock})
+	p, err := ingest.FactEvent(f, e.cur, domain.Metadata{CorrelationID: orderID, MessageID: msgID, Envelope: domain.EnvelopeMassTransit,
+		Exchange: domain.InboundExchange(typ), ReceivedAt: e.clock})
 	require.NoError(e.t, err)
-	id := domain.FactEventID(msgID)
-	_, err = e.store.Append(context.Background(), domain.StreamName(orderID), domain.Any,
-		domain.EventData{ID: id, Type: string(typ), Data: data, Metadata: meta})
+	_, err = e.store.Append(context.Background(), p.Stream, domain.Any, p.Event)
 	require.NoError(e.t, err)
-	return id
+	return p.Event.ID
 }
 
 func named(f *domain.Fact) {

@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/cmd/ledger-chaos/harness"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 // The short forms of the chaos run (`make chaos` is the long one): the
@@ -28,19 +27,11 @@ const (
 	chaosFaults   = 3
 )
 
-// kill9 kills the service with SIGKILL, as a crash would, and reaps it.
-func (in *instance) kill9() {
-	in.t.Helper()
-	require.NoError(in.t, in.cmd.Process.Kill())
-	_ = in.cmd.Wait()
-	in.cmd = nil
-}
-
 type chaosRun struct {
 	t      *testing.T
 	url    string
 	dir    string
-	in     *instance
+	in     *testenv.Serve
 	seed   uint64
 	rng    *rand.Rand
 	loader *harness.Loader
@@ -55,7 +46,7 @@ type loadOutcome struct {
 
 // startChaos starts the service and the load.
 func startChaos(t *testing.T) *chaosRun {
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	dir := t.TempDir()
 	in := startLedger(t, u, dir)
 	require.NoError(t, harness.PrepareCapture(u))
@@ -90,8 +81,8 @@ func (c *chaosRun) finish(f harness.Faults) (harness.Load, harness.Report) {
 	out := <-c.done
 	require.NoError(t, out.err)
 	require.Equal(t, chaosOrders*3, out.load.Messages)
-	require.NoError(t, harness.WaitQuiet(context.Background(), c.url, "http://"+c.in.http, 90*time.Second), "logs:\n%s", c.in.logs.String())
-	c.in.stop()
+	require.NoError(t, harness.WaitQuiet(context.Background(), c.url, c.in.URL(), 90*time.Second), "logs:\n%s", c.in.Logs())
+	stopLedger(t, c.in)
 	rep, err := harness.Verify(context.Background(), c.url, c.dir, out.load)
 	require.NoError(t, err)
 	var tab bytes.Buffer
@@ -122,10 +113,10 @@ func TestChaosKill9UnderLoad(t *testing.T) {
 	for i := range chaosFaults {
 		c.nextFault(i)
 		sent := c.loader.Sent()
-		c.in.kill9()
+		require.NoError(t, c.in.Kill())
 		f.Kills++
 		start := time.Now()
-		c.in.start() // same data dir, same vhost; waits for /readyz
+		restartLedger(t, c.in) // same data dir, same vhost; waits for /readyz
 		f.Recoveries = append(f.Recoveries, time.Since(start))
 		t.Logf("kill -9 #%d after %d messages sent", f.Kills, sent)
 	}
@@ -136,22 +127,20 @@ func TestChaosKill9UnderLoad(t *testing.T) {
 func TestChaosBrokerConnectionsClosed(t *testing.T) {
 	t.Parallel()
 	c := startChaos(t)
-	vhost, err := harness.VhostOf(c.url)
+	vhost, err := testenv.VhostOf(c.url)
 	require.NoError(t, err)
-	base := "http://" + c.in.http
 	var f harness.Faults
 	for i := range chaosFaults {
 		c.nextFault(i)
 		start := time.Now()
 		// Every connection of this vhost only: the ledger's and the loader's.
-		out, err := exec.Command("rabbitmqctl", "-q", "close_all_connections", "-p", vhost, "chaos test").CombinedOutput()
-		require.NoError(t, err, "%s", out)
+		require.NoError(t, testenv.CloseConnections(context.Background(), vhost, "chaos test"))
 		f.ConnectionKills++
-		_, err = harness.WaitReady(context.Background(), base, 60*time.Second)
-		require.NoError(t, err, "the service reconnects by itself; logs:\n%s", c.in.logs.String())
+		_, err = c.in.WaitReady(context.Background(), 60*time.Second)
+		require.NoError(t, err, "the service reconnects by itself; logs:\n%s", c.in.Logs())
 		f.Recoveries = append(f.Recoveries, time.Since(start))
 	}
-	m, err := harness.Metrics(context.Background(), base)
+	m, err := c.in.Metrics(context.Background())
 	require.NoError(t, err)
 	reconnects := m[`ledger_retries_total{component="reconnect"}`]
 	load, _ := c.finish(f)

@@ -19,6 +19,7 @@ import (
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -37,15 +38,9 @@ func seedStore(t testing.TB, dir string, orders []traffic.Order, withTimeouts bo
 			id := traffic.MessageID(o.ID, i)
 			w, err := traffic.Encode(st, traffic.Bare, id, at.Add(time.Duration(i)*time.Minute))
 			require.NoError(t, err)
-			ft, ok := domain.LookupFactType(st.Type)
-			require.True(t, ok, st.Type)
-			f, err := domain.DecodeMessage(ft, w.Body, cur, time.Time{})
+			p, err := ingest.Prepare(ingest.Message{MessageID: id, CorrelationID: o.ID, Type: st.Type, Envelope: domain.EnvelopeBare, Body: w.Body}, cur, at)
 			require.NoError(t, err)
-			data, err := domain.EncodeFact(f, cur)
-			require.NoError(t, err)
-			meta, err := domain.EncodeMetadata(domain.Metadata{CorrelationID: o.ID, MessageID: id, Envelope: "bare"})
-			require.NoError(t, err)
-			_, err = l.Append(ctx, domain.StreamName(o.ID), domain.Any, domain.EventData{ID: domain.FactEventID(id), Type: string(ft), Data: data, Metadata: meta})
+			_, err = l.Append(ctx, p.Stream, domain.Any, p.Event)
 			require.NoError(t, err)
 		}
 		if withTimeouts && o.Scenario == traffic.Expired {

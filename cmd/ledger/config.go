@@ -12,6 +12,9 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/bookworm-ledger/ledger/adapters/eventstoredb"
+	"github.com/bookworm-ledger/ledger/adapters/httpapi"
+	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/domain"
 )
 
@@ -99,35 +102,43 @@ func profileNames() []string {
 	return names
 }
 
+// Defaults of the service's own settings; everything else defaults to
+// what the package that owns the setting says.
+const (
+	defaultProfile     = "local"
+	defaultStore       = "embedded"
+	defaultDataDir     = "data"
+	defaultMemoryLimit = 96 << 20
+	defaultMaxLag      = 10000
+)
+
 func setDefaults(v *viper.Viper) {
-	v.SetDefault("profile", "local")
-	v.SetDefault("store", "embedded")
-	v.SetDefault("data_dir", "data")
-	v.SetDefault("memory_limit", 96<<20)
-	v.SetDefault("esdb.url", "esdb://127.0.0.1:2113?tls=false")
-	v.SetDefault("amqp.queue", "finance-order-state-machine")
-	v.SetDefault("amqp.queue_type", "quorum")
-	v.SetDefault("amqp.prefetch", 512)
-	// Crashes and broker restarts count as deliveries on quorum queues, so
-	// the limit leaves room for many of them; poison messages never depend
-	// on it (they are dead-lettered on their first delivery).
-	v.SetDefault("amqp.delivery_limit", 50)
-	v.SetDefault("amqp.batch_size", 128)
-	v.SetDefault("amqp.batch_wait", 2*time.Millisecond)
+	rules, out := domain.DefaultRules(), domain.DefaultOutboundConfig()
+	v.SetDefault("profile", defaultProfile)
+	v.SetDefault("store", defaultStore)
+	v.SetDefault("data_dir", defaultDataDir)
+	v.SetDefault("memory_limit", defaultMemoryLimit)
+	v.SetDefault("esdb.url", eventstoredb.DefaultConnectionString)
+	v.SetDefault("amqp.queue", domain.DefaultQueue)
+	v.SetDefault("amqp.queue_type", rabbitmq.QueueQuorum)
+	v.SetDefault("amqp.prefetch", rabbitmq.DefaultPrefetch)
+	v.SetDefault("amqp.delivery_limit", rabbitmq.DefaultDeliveryLimit)
+	v.SetDefault("amqp.batch_size", rabbitmq.DefaultBatchSize)
+	v.SetDefault("amqp.batch_wait", rabbitmq.DefaultBatchWait)
 	v.SetDefault("amqp.declare_consumer_queues", true)
-	v.SetDefault("amqp.envelope", "masstransit")
-	v.SetDefault("http.addr", "127.0.0.1:8080")
-	v.SetDefault("rules.currency", "USD")
-	v.SetDefault("rules.currency_decimals", 2)
-	v.SetDefault("rules.currency_symbol", "$")
-	v.SetDefault("accelbyte.namespace", "bookworm")
-	v.SetDefault("accelbyte.parent_namespace", "")
-	v.SetDefault("accelbyte.client_id", "")
-	v.SetDefault("rules.placement_timeout", 30*time.Minute)
-	v.SetDefault("rules.max_placement_attempts", 3)
-	v.SetDefault("rules.refund_settlement", "immediate")
+	v.SetDefault("amqp.envelope", domain.EnvelopeMassTransit)
+	v.SetDefault("http.addr", httpapi.DefaultAddr)
+	v.SetDefault("rules.currency", rules.Currency.Code)
+	v.SetDefault("rules.currency_decimals", rules.Currency.Decimals)
+	v.SetDefault("rules.currency_symbol", out.CurrencySymbol)
+	v.SetDefault("accelbyte.namespace", out.Namespace)
+	v.SetDefault("accelbyte.parent_namespace", out.ParentNamespace)
+	v.SetDefault("accelbyte.client_id", out.ClientID)
+	v.SetDefault("rules.placement_timeout", rules.PlacementTimeout)
+	v.SetDefault("rules.max_placement_attempts", rules.MaxPlacementAttempts)
+	v.SetDefault("rules.refund_settlement", string(rules.RefundSettlement))
 	v.SetDefault("projections.publisher", true)
-	v.SetDefault("projections.max_lag", 10000)
+	v.SetDefault("projections.max_lag", defaultMaxLag)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "console")
 	// Every key must be known to viper for LEDGER_* to reach Unmarshal.
@@ -191,7 +202,9 @@ func loadConfig(file string, flags *pflag.FlagSet, getenv func(string) string) (
 	return c, c.Validate()
 }
 
-// Validate reports every problem at once, each saying what to fix.
+// Validate reports every problem at once, each saying what to fix. Each
+// setting is validated once, by the package that owns it; this only names
+// the settings by their keys.
 func (c Config) Validate() error {
 	var errs []error
 	switch c.Store {
@@ -200,57 +213,74 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("data_dir: set a directory for the embedded store (LEDGER_DATA_DIR)"))
 		}
 	case "esdb":
-		if !strings.HasPrefix(c.ESDB.URL, "esdb://") && !strings.HasPrefix(c.ESDB.URL, "esdb+discover://") {
-			errs = append(errs, errors.New("esdb.url: set an esdb:// connection string (LEDGER_ESDB_URL)"))
-		}
+		errs = append(errs, section("esdb", c.esdbConfig().Validate()))
 	default:
 		errs = append(errs, fmt.Errorf("store %q: use embedded or esdb (LEDGER_STORE)", c.Store))
-	}
-	if u, err := url.Parse(c.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-		errs = append(errs, fmt.Errorf("amqp.url %q: set an amqp:// or amqps:// URL (LEDGER_AMQP_URL)", redactURL(c.AMQP.URL)))
 	}
 	if c.AMQP.Queue == "" {
 		errs = append(errs, errors.New("amqp.queue: must not be empty"))
 	}
-	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
-		errs = append(errs, fmt.Errorf("amqp.queue_type %q: use quorum or classic", c.AMQP.QueueType))
-	}
-	if c.AMQP.BatchSize <= 0 || c.AMQP.BatchWait < 0 {
-		errs = append(errs, errors.New("amqp.batch_size must be positive and amqp.batch_wait not negative"))
-	}
-	if c.AMQP.DeliveryLimit <= 0 {
-		errs = append(errs, errors.New("amqp.delivery_limit: must be positive"))
-	}
-	if c.AMQP.Prefetch <= 0 {
-		errs = append(errs, errors.New("amqp.prefetch: must be positive"))
-	}
-	switch c.AMQP.Envelope {
-	case "masstransit", "cloudevents", "bare":
-	default:
-		errs = append(errs, fmt.Errorf("amqp.envelope %q: use masstransit, cloudevents or bare", c.AMQP.Envelope))
-	}
+	errs = append(errs, section("amqp", brokerConfig(c, nil).WithDefaults().Validate()))
+	errs = append(errs, section("amqp", c.publisherConfig().Validate()))
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr: set host:port, e.g. 127.0.0.1:8080"))
+	} else {
+		errs = append(errs, section("http", without(c.httpConfig().Validate(), domain.ErrInvalidCurrency)))
 	}
-	if len(c.Rules.Currency) != 3 || strings.ToUpper(c.Rules.Currency) != c.Rules.Currency {
-		errs = append(errs, fmt.Errorf("rules.currency %q: use an ISO 4217 code such as USD", c.Rules.Currency))
-	}
-	if c.Rules.CurrencyDecimals < 0 || c.Rules.CurrencyDecimals > 8 {
-		errs = append(errs, errors.New("rules.currency_decimals: must be between 0 and 8"))
-	}
-	if c.Rules.PlacementTimeout <= 0 {
-		errs = append(errs, errors.New("rules.placement_timeout: must be positive, e.g. 30m"))
-	}
-	if c.Rules.MaxPlacementAttempts < 1 {
-		errs = append(errs, errors.New("rules.max_placement_attempts: must be at least 1"))
-	}
-	if c.Rules.RefundSettlement != "immediate" && c.Rules.RefundSettlement != "provider" {
-		errs = append(errs, fmt.Errorf("rules.refund_settlement %q: use immediate or provider", c.Rules.RefundSettlement))
-	}
+	errs = append(errs, section("rules", c.rules().Validate()))
+	// The currency is the rules' setting: reported there, not twice.
+	errs = append(errs, section("accelbyte", without(c.outbound().Validate(), domain.ErrInvalidCurrency)))
 	if c.Log.Format != "console" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: use console or json", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// section names each of err's problems by its key under prefix
+// ("queue_type ..." becomes "amqp.queue_type ...").
+func section(prefix string, err error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		out = append(out, fmt.Errorf("%s.%w", prefix, e))
+	}
+	return errors.Join(out...)
+}
+
+// without drops the problems of err that match target.
+func without(err, target error) error {
+	var out []error
+	for _, e := range flatten(err) {
+		if !errors.Is(e, target) {
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func (c Config) esdbConfig() eventstoredb.Config {
+	return eventstoredb.Config{ConnectionString: c.ESDB.URL, TLSCAFile: c.ESDB.CAFile, Username: c.ESDB.Username, Password: c.ESDB.Password}
+}
+
+func (c Config) publisherConfig() rabbitmq.PublisherConfig {
+	return rabbitmq.PublisherConfig{Envelope: c.AMQP.Envelope, Queue: c.AMQP.Queue}
+}
+
+func (c Config) httpConfig() httpapi.Config {
+	return httpapi.Config{Addr: c.HTTP.Addr, Token: c.HTTP.Token, Currency: c.currency()}
 }
 
 func (c Config) currency() domain.Currency {

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,15 +20,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookworm-ledger/ledger/adapters/eventstoredb/esdbtest"
-	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
-	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 	"github.com/bookworm-ledger/ledger/specs"
 )
 
 // The end-to-end tests run the built binary against the real broker, each
 // in its own virtual host, and watch what comes out.
 
+// ledgerBin is the binary under test, built with the race detector.
 var ledgerBin string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -42,113 +41,53 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ledgerBin = filepath.Join(dir, "ledger")
-	build := exec.Command("go", "build", "-race", "-o", ledgerBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	ledgerBin, err = testenv.BuildLedger(context.Background(), dir, "-race")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "build ledger:", err)
 		return 1
 	}
 	return m.Run()
 }
 
-// instance is a running `ledger serve`.
-type instance struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	http    string
-	dataDir string
-	amqpURL string
-	logs    *syncBuffer
-	env     []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startLedger runs the binary with env on top of a test configuration.
-func startLedger(t *testing.T, amqpURL, dataDir string, env ...string) *instance {
+// startLedger runs `ledger serve` with env on top of a test configuration,
+// waits until it is ready and stops it when t ends.
+func startLedger(t *testing.T, amqpURL, dataDir string, env ...string) *testenv.Serve {
 	t.Helper()
-	in := &instance{t: t, http: freeAddr(t), dataDir: dataDir, amqpURL: amqpURL, logs: &syncBuffer{}}
-	in.env = append([]string{
-		"LEDGER_AMQP_URL=" + amqpURL,
-		"LEDGER_DATA_DIR=" + dataDir,
-		"LEDGER_HTTP_ADDR=" + in.http,
-		"LEDGER_HTTP_TOKEN=test-token",
-		"LEDGER_LOG_FORMAT=json",
-		"LEDGER_AMQP_QUEUE_TYPE=quorum",
-	}, env...)
-	in.start()
-	t.Cleanup(in.stop)
+	in, err := testenv.StartServe(context.Background(), testenv.ServeOptions{
+		Binary:  ledgerBin,
+		AMQPURL: amqpURL,
+		DataDir: dataDir,
+		Env:     append([]string{"LEDGER_HTTP_TOKEN=test-token", "LEDGER_AMQP_QUEUE_TYPE=quorum"}, env...),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { stopLedger(t, in) })
 	return in
 }
 
-func (in *instance) start() {
-	t := in.t
+// stopLedger stops the service; an unclean exit is logged, as the tests
+// judge the service by what it did, not by how it exited.
+func stopLedger(t *testing.T, in *testenv.Serve) {
 	t.Helper()
-	in.cmd = exec.Command(ledgerBin, "serve")
-	in.cmd.Env = append(os.Environ(), in.env...)
-	in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
-	require.NoError(t, in.cmd.Start())
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + in.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ledger did not become ready; logs:\n%s", in.logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := in.Stop(); err != nil {
+		t.Logf("stop ledger: %v", err)
 	}
 }
 
-func (in *instance) stop() {
-	if in.cmd == nil || in.cmd.Process == nil {
-		return
-	}
-	_ = in.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = in.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-done
-	}
-	in.cmd = nil
+// restartLedger starts the service again on the same data dir and port.
+func restartLedger(t *testing.T, in *testenv.Serve) time.Duration {
+	t.Helper()
+	d, err := in.Restart(context.Background())
+	require.NoError(t, err)
+	return d
 }
 
-func (in *instance) getJSON(path string, out any) int {
-	resp, err := http.Get("http://" + in.http + path)
-	require.NoError(in.t, err)
+func getJSON(t *testing.T, in *testenv.Serve, path string, out any) int {
+	t.Helper()
+	resp, err := http.Get(in.URL() + path)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	if out != nil && resp.StatusCode == 200 {
-		require.NoError(in.t, json.NewDecoder(resp.Body).Decode(out))
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
 	}
 	return resp.StatusCode
 }
@@ -168,9 +107,9 @@ var commandQueues = map[string]string{
 }
 
 func watch(t *testing.T, amqpURL string) *watcher {
-	_, ch := brokertest.Dial(t, amqpURL)
+	_, ch := testenv.Dial(t, amqpURL)
 	w := &watcher{}
-	feeds := []<-chan amqp.Delivery{brokertest.Capture(t, ch, "orderProcessing", "#")}
+	feeds := []<-chan amqp.Delivery{testenv.Capture(t, ch, "orderProcessing", "#")}
 	for q := range commandQueues {
 		d, err := ch.Consume(q, "", true, false, false, false, nil)
 		require.NoError(t, err, "consume %s (the ledger declares it)", q)
@@ -211,7 +150,7 @@ func (w *watcher) forOrder(orderID string) (events, commands []string, all []amq
 
 func publish(t *testing.T, amqpURL string, wires ...traffic.Wire) {
 	t.Helper()
-	_, ch := brokertest.Dial(t, amqpURL)
+	_, ch := testenv.Dial(t, amqpURL)
 	require.NoError(t, ch.Confirm(false))
 	for _, w := range wires {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), w.Exchange, "", true, false, amqp.Publishing{
@@ -240,7 +179,7 @@ var expected = map[traffic.Scenario]struct{ events, commands []string }{
 
 // runLifecycle publishes one order of every scenario in the given envelope
 // mix, then checks every order's outbound messages and final status.
-func runLifecycle(t *testing.T, amqpURL string, in *instance) {
+func runLifecycle(t *testing.T, amqpURL string, in *testenv.Serve) {
 	w := watch(t, amqpURL)
 	plan := []traffic.Order{}
 	for i, s := range traffic.Scenarios {
@@ -270,7 +209,7 @@ func runLifecycle(t *testing.T, amqpURL string, in *instance) {
 		}, 30*time.Second, 100*time.Millisecond, "scenario %s: order %s", o.Scenario, o.ID)
 		var sum map[string]any
 		require.Eventually(t, func() bool {
-			return in.getJSON("/api/orders/"+o.ID, &sum) == 200 && sum["status"] == traffic.FinalStatus[o.Scenario]
+			return getJSON(t, in, "/api/orders/"+o.ID, &sum) == 200 && sum["status"] == traffic.FinalStatus[o.Scenario]
 		}, 15*time.Second, 100*time.Millisecond, "scenario %s: read model says %v", o.Scenario, sum["status"])
 	}
 	// Give stragglers a moment, then check nothing extra arrived and every
@@ -290,14 +229,14 @@ func runLifecycle(t *testing.T, amqpURL string, in *instance) {
 // checkContract validates one outbound message against specs/.
 func checkContract(t *testing.T, d amqp.Delivery) {
 	t.Helper()
-	require.NotEmpty(t, d.MessageId, "every outbound message has an id: %s", brokertest.Describe(d))
-	assert.Equal(t, uint8(amqp.Persistent), d.DeliveryMode, "persistent: %s", brokertest.Describe(d))
+	require.NotEmpty(t, d.MessageId, "every outbound message has an id: %s", testenv.Describe(d))
+	assert.Equal(t, uint8(amqp.Persistent), d.DeliveryMode, "persistent: %s", testenv.Describe(d))
 	if d.Exchange == "orderProcessing" {
 		assert.NoError(t, specs.Validate(d.RoutingKey, d.Body), "AccelByte %s body", d.RoutingKey)
 		return
 	}
 	cmd := strings.TrimPrefix(d.Exchange, "BookWorm.Contracts:")
-	assert.Equal(t, rabbitmq.ContentTypeMassTransit, d.ContentType)
+	assert.Equal(t, domain.ContentTypeMassTransit, d.ContentType)
 	var env struct {
 		MessageID   string          `json:"messageId"`
 		MessageType []string        `json:"messageType"`
@@ -316,14 +255,14 @@ func checkContract(t *testing.T, d amqp.Delivery) {
 
 func TestLifecycleEndToEndEmbedded(t *testing.T) {
 	t.Parallel()
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	in := startLedger(t, u, t.TempDir(), "LEDGER_RULES_PLACEMENT_TIMEOUT=1s")
 	runLifecycle(t, u, in)
 }
 
 func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
 	t.Parallel()
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	in := startLedger(t, u, t.TempDir())
 	w := watch(t, u)
 	o := traffic.Plan(42, 1, []traffic.Scenario{traffic.Fulfilled})[0]
@@ -343,28 +282,33 @@ func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
 	}, 20*time.Second, 100*time.Millisecond)
 
 	// The metrics saw it: three facts, six redeliveries, six messages out.
-	metric := func(name string) string {
-		resp, err := http.Get("http://" + in.http + "/metrics")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, name+" ") {
-				return strings.TrimPrefix(line, name+" ")
-			}
-		}
-		return ""
+	// The last redeliveries may still be on their way when the watcher has
+	// seen everything: wait for the counters to settle on these values.
+	want := map[string]float64{
+		`ledger_messages_published_total{kind="bookworm"}`:  3,
+		"ledger_facts_appended_total":                       3,
+		"ledger_facts_duplicate_total":                      6,
+		"ledger_messages_consumed_total":                    9,
+		`ledger_messages_published_total{kind="accelbyte"}`: 3,
 	}
-	require.Eventually(t, func() bool { return metric(`ledger_messages_published_total{kind="bookworm"}`) == "3" }, 10*time.Second, 100*time.Millisecond)
-	assert.Equal(t, "3", metric("ledger_facts_appended_total"))
-	assert.Equal(t, "6", metric("ledger_facts_duplicate_total"))
-	assert.Equal(t, "9", metric("ledger_messages_consumed_total"))
-	assert.Equal(t, "3", metric(`ledger_messages_published_total{kind="accelbyte"}`))
+	counters := func() map[string]float64 {
+		m, err := in.Metrics(context.Background())
+		if err != nil {
+			return map[string]float64{"scrape error: " + err.Error(): 0}
+		}
+		got := map[string]float64{}
+		for k := range want {
+			got[k] = m[k]
+		}
+		return got
+	}
+	assert.Eventually(t, func() bool { return maps.Equal(want, counters()) }, 30*time.Second, 100*time.Millisecond)
+	assert.Equal(t, want, counters())
 
 	// Restart the service: the publisher must not emit anything new, and a
 	// re-publish after a crash would carry the same ids.
-	in.stop()
-	in.start()
+	stopLedger(t, in)
+	restartLedger(t, in)
 	time.Sleep(time.Second)
 	ev, cmds, all := w.forOrder(o.ID)
 	assert.Equal(t, expected[traffic.Fulfilled].events, ev)
@@ -377,22 +321,23 @@ func TestRedeliveryAppendsOnceAndPublishesOnce(t *testing.T) {
 		assert.Equal(t, 1, n, "message %s delivered %d times", id, n)
 	}
 	var sum map[string]any
-	require.Equal(t, 200, in.getJSON("/api/orders/"+o.ID, &sum))
+	require.Equal(t, 200, getJSON(t, in, "/api/orders/"+o.ID, &sum))
 	assert.EqualValues(t, 3, sum["facts"], "three distinct facts stored, not nine")
 }
 
 func TestLifecycleEndToEndEventStoreDB(t *testing.T) {
 	t.Parallel()
 	srv := esdbtest.MustStart(t)
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	in := startLedger(t, u, t.TempDir(), "LEDGER_STORE=esdb", "LEDGER_ESDB_URL="+srv.ConnectionString(), "LEDGER_RULES_PLACEMENT_TIMEOUT=1s")
 	runLifecycle(t, u, in)
 }
 
 func TestReplayAndAuditThroughRunningServer(t *testing.T) {
 	t.Parallel()
-	u := brokertest.Vhost(t)
-	in := startLedger(t, u, t.TempDir())
+	u := testenv.Vhost(t)
+	dir := t.TempDir()
+	in := startLedger(t, u, dir)
 	w := watch(t, u)
 	o := traffic.Plan(7, 1, []traffic.Scenario{traffic.Refunded})[0]
 	for step := range o.Steps {
@@ -410,7 +355,7 @@ func TestReplayAndAuditThroughRunningServer(t *testing.T) {
 	// through its HTTP API instead.
 	tool := func(args ...string) (string, error) {
 		cmd := exec.Command(ledgerBin, args...)
-		cmd.Env = append(os.Environ(), "LEDGER_DATA_DIR="+in.dataDir, "LEDGER_AMQP_URL="+u)
+		cmd.Env = append(os.Environ(), "LEDGER_DATA_DIR="+dir, "LEDGER_AMQP_URL="+u)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -418,15 +363,15 @@ func TestReplayAndAuditThroughRunningServer(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "--server")
 
-	out, err = tool("replay", "--server", "http://"+in.http, "--token", "wrong")
+	out, err = tool("replay", "--server", in.URL(), "--token", "wrong")
 	require.Error(t, err)
 	assert.Contains(t, out, "401")
 
-	out, err = tool("replay", "--server", "http://"+in.http, "--token", "test-token")
+	out, err = tool("replay", "--server", in.URL(), "--token", "test-token")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "0 changed")
 
-	out, err = tool("audit", o.ID, "--server", "http://"+in.http)
+	out, err = tool("audit", o.ID, "--server", in.URL())
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "status REFUNDED")
 	assert.Contains(t, out, "orderRefunded")
@@ -440,6 +385,6 @@ func TestReplayAndAuditThroughRunningServer(t *testing.T) {
 	}
 	var sum map[string]any
 	require.Eventually(t, func() bool {
-		return in.getJSON("/api/orders/"+o2.ID, &sum) == 200 && sum["status"] == "CLOSED"
+		return getJSON(t, in, "/api/orders/"+o2.ID, &sum) == 200 && sum["status"] == "CLOSED"
 	}, 20*time.Second, 100*time.Millisecond)
 }

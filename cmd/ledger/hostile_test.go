@@ -15,9 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
-	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/cmd/ledger-chaos/harness"
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 // hostileCase is one entry of testdata/hostile/cases.json: a body file and
@@ -73,11 +74,11 @@ func loadHostileCorpus(t *testing.T) []hostileCase {
 func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 	t.Parallel()
 	cases := loadHostileCorpus(t)
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	dir := t.TempDir()
 	in := startLedger(t, u, dir)
 	require.NoError(t, harness.PrepareCapture(u))
-	_, ch := brokertest.Dial(t, u)
+	_, ch := testenv.Dial(t, u)
 	require.NoError(t, ch.Confirm(false))
 
 	// Exchanges that name no known type: bound to the ledger's queue here,
@@ -121,8 +122,7 @@ func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	load.Messages = len(load.IDs)
-	base := "http://" + in.http
-	require.NoError(t, harness.WaitQuiet(context.Background(), u, base, 90*time.Second), "logs:\n%s", in.logs.String())
+	require.NoError(t, harness.WaitQuiet(context.Background(), u, in.URL(), 90*time.Second), "logs:\n%s", in.Logs())
 
 	wantErr, wantSkip := 0, 0
 	for _, c := range cases {
@@ -132,9 +132,9 @@ func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 			wantSkip++
 		}
 	}
-	vhost, err := harness.VhostOf(u)
+	vhost, err := testenv.VhostOf(u)
 	require.NoError(t, err)
-	errQ, skipQ := rabbitmq.ErrorQueue(harness.LedgerQueue), rabbitmq.SkippedQueue(harness.LedgerQueue)
+	errQ, skipQ := domain.ErrorQueue(harness.LedgerQueue), domain.SkippedQueue(harness.LedgerQueue)
 	// Drained and staying drained: nothing requeued, nothing parked twice.
 	for round := 0; round < 2; round++ {
 		d, err := harness.QueueDepths(context.Background(), vhost)
@@ -144,8 +144,8 @@ func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 		assert.Equal(t, wantSkip, d[skipQ][0], "messages in %s", skipQ)
 		time.Sleep(2 * time.Second)
 	}
-	assert.True(t, harness.Ready(context.Background(), base), "still ready")
-	m, err := harness.Metrics(context.Background(), base)
+	assert.True(t, in.Ready(context.Background()), "still ready")
+	m, err := in.Metrics(context.Background())
 	require.NoError(t, err)
 	parkedMetric := 0.0
 	for k, v := range m {
@@ -189,8 +189,8 @@ func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 
 	// Nothing hostile became a fact; every good message did, and the good
 	// orders' outbound messages all arrived.
-	in.stop()
-	assert.NotContains(t, in.logs.String(), "panic")
+	stopLedger(t, in)
+	assert.NotContains(t, in.Logs(), "panic")
 	rep, err := harness.Verify(context.Background(), u, dir, load)
 	require.NoError(t, err)
 	assert.Equal(t, 36, rep.FactsStored)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 )
 
 // metrics is the service's Prometheus registry and the counters the
@@ -81,4 +82,16 @@ func (o projectionObserver) Poison(name string, e domain.RecordedEvent, err erro
 func (o projectionObserver) Retry(name string, err error, wait time.Duration) {
 	o.m.retries.WithLabelValues(name).Inc()
 	o.log("projection step failed; retrying", name, err)
+}
+
+// ingestObserver counts what became of each inbound message.
+type ingestObserver struct{ m *metrics }
+
+func (o ingestObserver) Ingested(c ingest.Class) {
+	switch c {
+	case ingest.Stored:
+		o.m.appended.Inc()
+	case ingest.Duplicate:
+		o.m.duplicates.Inc()
+	}
 }

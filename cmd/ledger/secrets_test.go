@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,9 +24,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/cmd/ledger-chaos/harness"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 func randHex(n int) string {
@@ -40,14 +39,14 @@ func randHex(n int) string {
 // deleted when t ends. It returns the vhost URL with those credentials.
 func brokerUser(t *testing.T, vhostURL, secret string) (string, string) {
 	t.Helper()
-	vhost, err := harness.VhostOf(vhostURL)
+	vhost, err := testenv.VhostOf(vhostURL)
 	require.NoError(t, err)
 	user := "ledger-secrets-" + randHex(4)
 	ctx := context.Background()
-	_, err = harness.Ctl(ctx, "add_user", user, secret)
+	_, err = testenv.Ctl(ctx, "add_user", user, secret)
 	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = harness.Ctl(context.Background(), "delete_user", user) })
-	_, err = harness.Ctl(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+	t.Cleanup(func() { _, _ = testenv.Ctl(context.Background(), "delete_user", user) })
+	_, err = testenv.Ctl(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 	require.NoError(t, err)
 	u, err := url.Parse(vhostURL)
 	require.NoError(t, err)
@@ -79,8 +78,8 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 	for _, format := range []string{"console", "json"} {
 		t.Run(format, func(t *testing.T) {
 			t.Parallel()
-			guestURL := brokertest.Vhost(t)
-			vhost, err := harness.VhostOf(guestURL)
+			guestURL := testenv.Vhost(t)
+			vhost, err := testenv.VhostOf(guestURL)
 			require.NoError(t, err)
 			core := randHex(12) // the part of the password no log may contain, in any encoding
 			secret := "Pw." + core + "~!"
@@ -120,14 +119,14 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 					Type: "spy+three@evil-corp.example", Body: []byte(`{"orderId":"` + orders[0].ID + `","email":"spy+three@evil-corp.example"}`)},
 					"BookWorm.Contracts:UserCheckedOutIntegrationEvent"},
 			}
-			_, ch := brokertest.Dial(t, guestURL)
+			_, ch := testenv.Dial(t, guestURL)
 			for _, b := range bad {
 				emails = append(emails, b.email)
 				require.NoError(t, ch.PublishWithContext(context.Background(), b.ex, "", false, false, b.p))
 			}
 
 			// HTTP requests that name e-mail addresses (logged at debug).
-			base := "http://" + in.http
+			base := in.URL()
 			for _, p := range []string{"/api/orders/alice.http@example.com", "/api/orders?after=bob.http%40example.com", "/api/streams/order-carol.http@example.com"} {
 				resp, err := http.Get(base + p)
 				require.NoError(t, err)
@@ -136,14 +135,13 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 			emails = append(emails, "alice.http@example.com", "bob.http@example.com", "carol.http@example.com")
 
 			// A lost connection: the reconnect path logs too.
-			_, err = harness.Ctl(context.Background(), "close_all_connections", "-p", vhost, "secrets test")
-			require.NoError(t, err)
-			_, err = harness.WaitReady(context.Background(), base, 60*time.Second)
+			require.NoError(t, testenv.CloseConnections(context.Background(), vhost, "secrets test"))
+			_, err = in.WaitReady(context.Background(), 60*time.Second)
 			require.NoError(t, err)
 
 			require.NoError(t, harness.WaitQuiet(context.Background(), guestURL, base, 60*time.Second))
-			in.stop()
-			logs := in.logs.String()
+			stopLedger(t, in)
+			logs := in.Logs()
 			require.NotEmpty(t, logs)
 
 			// The log really is at debug level, in the asked format.
@@ -189,7 +187,7 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 // last words); the password must not be in either.
 func TestSecretsWrongPasswordNeverPrinted(t *testing.T) {
 	t.Parallel()
-	guestURL := brokertest.Vhost(t)
+	guestURL := testenv.Vhost(t)
 	secret := "Pw." + randHex(12)
 	secretURL, _ := brokerUser(t, guestURL, secret)
 	wrong := randHex(12)
@@ -198,19 +196,16 @@ func TestSecretsWrongPasswordNeverPrinted(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), "Wrong."+wrong)
 
 	for _, format := range []string{"console", "json"} {
-		cmd := exec.Command(ledgerBin, "serve")
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		cmd.Env = append(os.Environ(), "LEDGER_AMQP_URL="+u.String(), "LEDGER_DATA_DIR="+t.TempDir(),
-			"LEDGER_HTTP_ADDR="+freeAddr(t), "LEDGER_LOG_LEVEL=debug", "LEDGER_LOG_FORMAT="+format)
-		require.NoError(t, cmd.Start())
+		// Never ready: it cannot log in. Its exit status is not the point.
+		in, err := testenv.Spawn(testenv.ServeOptions{Binary: ledgerBin, AMQPURL: u.String(), DataDir: t.TempDir(),
+			Env: []string{"LEDGER_LOG_LEVEL=debug", "LEDGER_LOG_FORMAT=" + format}})
+		require.NoError(t, err)
 		deadline := time.Now().Add(30 * time.Second)
-		for strings.Count(out.String(), "connect failed") < 2 && time.Now().Before(deadline) {
+		for strings.Count(in.Logs(), "connect failed") < 2 && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Millisecond) // a few retries are logged
 		}
-		require.NoError(t, cmd.Process.Signal(os.Interrupt))
-		_ = cmd.Wait()
-		text := out.String()
+		_ = in.Stop()
+		text := in.Logs()
 		assert.Contains(t, text, "connect failed", "%s: the retries are logged", format)
 		assert.NotContains(t, text, wrong, "%s: password printed", format)
 		assert.Contains(t, text, ":xxxxx@", "%s: the URL is printed redacted", format)
@@ -227,19 +222,19 @@ func TestHTTPDefaultsAreSafe(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1", host, "HTTP binds loopback by default")
 
-	u := brokertest.Vhost(t)
+	u := testenv.Vhost(t)
 	token := "tok-" + randHex(12)
 	in := startLedger(t, u, t.TempDir(), "LEDGER_HTTP_TOKEN="+token)
 	// Every socket the process listens on is a loopback one.
-	listening := listenersOf(t, in.cmd.Process.Pid)
+	listening := listenersOf(t, in.PID())
 	require.NotEmpty(t, listening)
 	for _, a := range listening {
 		assert.True(t, a.IP.IsLoopback(), "the service listens on %s", a)
 	}
-	assert.Contains(t, listening, tcpAddr(t, in.http))
+	assert.Contains(t, listening, tcpAddr(t, in.Addr()))
 
 	replay := func(auth string, body []byte) int {
-		req, err := http.NewRequest(http.MethodPost, "http://"+in.http+"/api/admin/replay?dry_run=1", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, in.URL()+"/api/admin/replay?dry_run=1", bytes.NewReader(body))
 		require.NoError(t, err)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)

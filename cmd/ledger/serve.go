@@ -6,17 +6,18 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/adapters/eventstoredb"
 	"github.com/bookworm-ledger/ledger/adapters/httpapi"
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -24,9 +25,7 @@ import (
 func openStore(ctx context.Context, c Config, logger *zap.Logger) (domain.EventLog, error) {
 	switch c.Store {
 	case "esdb":
-		l, err := eventstoredb.Open(ctx, eventstoredb.Config{
-			ConnectionString: c.ESDB.URL, TLSCAFile: c.ESDB.CAFile, Username: c.ESDB.Username, Password: c.ESDB.Password,
-		}, logger.Named("esdb"))
+		l, err := eventstoredb.Open(ctx, c.esdbConfig(), logger.Named("esdb"))
 		if err != nil {
 			return nil, fmt.Errorf("open EventStoreDB: %w", err)
 		}
@@ -43,55 +42,30 @@ func openStore(ctx context.Context, c Config, logger *zap.Logger) (domain.EventL
 	}
 }
 
-// service is a running `ledger serve`: everything it opened, closed in
-// reverse order by Close.
+// service is a running `ledger serve`: what it opened, closed by Close in
+// reverse order, and the parts Run runs.
 type service struct {
 	cfg     Config
 	logger  *zap.Logger
 	metrics *metrics
 	store   domain.EventLog
-	rm      *swappableReadModel
+	rm      *bolt.Swappable
 	broker  *rabbitmq.Broker
 	http    *httpapi.Server
 	addr    string
-
-	orders *restartable
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
+	orders  *projections.Pausable // the read-model projection, paused by a replay's swap
 }
 
-func brokerConfig(c Config, m *metrics) rabbitmq.Config {
-	bc := rabbitmq.Config{
-		URL: c.AMQP.URL, ConnectionName: "ledger",
-		Queue: c.AMQP.Queue, QueueType: c.AMQP.QueueType, Prefetch: c.AMQP.Prefetch, DeliveryLimit: c.AMQP.DeliveryLimit,
-		BatchSize: c.AMQP.BatchSize, BatchWait: c.AMQP.BatchWait,
-	}
-	bc.TLS.CAFile, bc.TLS.CertFile, bc.TLS.KeyFile, bc.TLS.ServerName = c.AMQP.CAFile, c.AMQP.CertFile, c.AMQP.KeyFile, c.AMQP.ServerName
-	// Inbound bindings and outbound exchanges: the adapter's defaults are
-	// exactly DESIGN §2 and §5.
-	if c.AMQP.DeclareConsumerQueues {
-		bc.ConsumerQueues = rabbitmq.DefaultConsumerQueues()
-	}
-	if m != nil {
-		bc.Observer = brokerObserver{m}
-	}
-	return bc
-}
-
-// startService opens everything and starts the consumer, the projections
-// and the HTTP server. The caller must Close it.
-func startService(ctx context.Context, c Config, logger *zap.Logger) (*service, error) {
-	s := &service{cfg: c, logger: logger, metrics: newMetrics(), errs: make(chan error, 8)}
-	ok := false
+// open opens the store, the read model and the broker connection and
+// declares the topology; nothing runs yet. On error what was opened is
+// closed.
+func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err error) {
+	s := &service{cfg: c, logger: logger, metrics: newMetrics()}
 	defer func() {
-		if !ok {
-			s.Close()
+		if err != nil {
+			err = errors.Join(err, s.Close())
 		}
 	}()
-
-	var err error
 	if s.store, err = openStore(ctx, c, logger); err != nil {
 		return nil, err
 	}
@@ -102,10 +76,8 @@ func startService(ctx context.Context, c Config, logger *zap.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	s.rm = &swappableReadModel{cur: rm}
-
-	s.broker, err = rabbitmq.New(brokerConfig(c, s.metrics), logger.Named("amqp"))
-	if err != nil {
+	s.rm = bolt.NewSwappable(rm)
+	if s.broker, err = rabbitmq.New(brokerConfig(c, s.metrics), logger.Named("amqp")); err != nil {
 		return nil, fmt.Errorf("broker config: %w", err)
 	}
 	logger.Info("connecting to broker", zap.String("url", redactURL(c.AMQP.URL)), zap.String("queue", c.AMQP.Queue))
@@ -115,62 +87,152 @@ func startService(ctx context.Context, c Config, logger *zap.Logger) (*service, 
 	if err := s.broker.DeclareTopology(ctx); err != nil {
 		return nil, fmt.Errorf("declare topology: %w", err)
 	}
+	if s.http, err = httpapi.New(c.httpConfig(), s.httpDeps(), logger.Named("http")); err != nil {
+		return nil, fmt.Errorf("http config: %w", err)
+	}
+	return s, nil
+}
 
-	rules, out := c.rules(), c.outbound()
-	obs := projectionObserver{m: s.metrics, log: func(msg, name string, err error) {
-		logger.Warn(msg, zap.String("projection", name), zap.Error(err))
-	}}
-	s.http, err = httpapi.New(httpapi.Config{Addr: c.HTTP.Addr, Token: c.HTTP.Token, Currency: c.currency()}, httpapi.Deps{
+func brokerConfig(c Config, m *metrics) rabbitmq.Config {
+	bc := rabbitmq.Config{
+		URL: c.AMQP.URL, ConnectionName: "ledger",
+		Queue: c.AMQP.Queue, QueueType: c.AMQP.QueueType, Prefetch: c.AMQP.Prefetch, DeliveryLimit: c.AMQP.DeliveryLimit,
+		BatchSize: c.AMQP.BatchSize, BatchWait: c.AMQP.BatchWait,
+	}
+	bc.TLS.CAFile, bc.TLS.CertFile, bc.TLS.KeyFile, bc.TLS.ServerName = c.AMQP.CAFile, c.AMQP.CertFile, c.AMQP.KeyFile, c.AMQP.ServerName
+	// Inbound bindings and outbound exchanges are the adapter's defaults:
+	// the contract's exchanges.
+	if c.AMQP.DeclareConsumerQueues {
+		bc.ConsumerQueues = rabbitmq.DefaultConsumerQueues()
+	}
+	if m != nil {
+		bc.Observer = brokerObserver{m}
+	}
+	return bc
+}
+
+func (s *service) httpDeps() httpapi.Deps {
+	rules, out := s.cfg.rules(), s.cfg.outbound()
+	return httpapi.Deps{
 		Log:    s.store,
 		Orders: s.rm,
 		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {
 			return projections.Audit(ctx, s.store, rules, out, id)
 		},
-		Replay: func(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error) {
-			return s.replay(ctx, dryRun, restate)
-		},
+		Replay:  s.replay,
 		Ready:   s.readiness(),
 		Metrics: promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}),
-	}, logger.Named("http"))
-	if err != nil {
-		return nil, fmt.Errorf("http config: %w", err)
 	}
-	if s.addr, err = s.http.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start http on %s: %w", c.HTTP.Addr, err)
-	}
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	in := &ingester{log: s.store, cur: c.currency(), now: time.Now, parallel: 64, metrics: s.metrics}
-	s.goRun("consumer", func() error { return s.broker.Consume(runCtx, in.handle) })
-	s.orders = &restartable{parent: runCtx, run: func(ctx context.Context) error {
-		return projections.NewOrders(s.store, s.rm, projections.ReadModelConfig{Rules: rules, Observer: obs}).Run(ctx)
-	}, errs: s.errs}
-	s.orders.Start()
-	s.goRun("timeouts", func() error {
-		return projections.NewTimeouts(s.store, s.rm, projections.TimeoutsConfig{Currency: c.currency(), Observer: obs}).Run(runCtx)
-	})
-	if c.Projections.Publisher {
-		pub := &outboundPublisher{broker: s.broker, envelope: c.AMQP.Envelope, queue: c.AMQP.Queue, metrics: s.metrics}
-		s.goRun("lifecycle", func() error {
-			return projections.NewLifecycle(s.store, pub, s.rm, projections.LifecycleConfig{Rules: rules, Outbound: out, Observer: obs}).Run(runCtx)
-		})
-	}
-	s.goRun("lag", func() error { s.watchLag(runCtx); return nil })
-	s.goRun("memory", func() error { s.releaseMemory(runCtx); return nil })
-	logger.Info("ledger serving", zap.String("store", c.Store), zap.String("http", s.addr), zap.String("profile", c.Profile))
-	ok = true
-	return s, nil
 }
 
-func (s *service) goRun(name string, fn func() error) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := fn(); err != nil {
-			s.errs <- fmt.Errorf("%s: %w", name, err)
+// Run runs every part until ctx is done or one of them fails, then stops
+// them all and returns the first failure. Shutdown order: the parts share
+// one context, so all of them stop together when it ends: the consumer
+// stops taking deliveries (unacked ones go back to the queue), the
+// projections finish their batch (the lifecycle publisher writes its last
+// confirmed checkpoint), the HTTP server drains its requests. Run returns
+// only when every one of them has returned; Close then closes the broker
+// connection, the read model and the store, in that order.
+func (s *service) Run(ctx context.Context) error {
+	addr, err := s.http.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("start http on %s: %w", s.cfg.HTTP.Addr, err)
+	}
+	s.addr = addr
+	c, rules := s.cfg, s.cfg.rules()
+	obs := projectionObserver{m: s.metrics, log: func(msg, name string, err error) {
+		s.logger.Warn(msg, zap.String("projection", name), zap.Error(err))
+	}}
+	in := &ingest.Ingester{Log: s.store, Currency: c.currency(), Observer: ingestObserver{s.metrics}}
+	s.orders = projections.NewPausable(func(ctx context.Context) error {
+		return projections.NewOrders(s.store, s.rm, projections.ReadModelConfig{Rules: rules, Observer: obs}).Run(ctx)
+	})
+
+	g, gctx := errgroup.WithContext(ctx)
+	part := func(name string, run func(context.Context) error) {
+		g.Go(func() error {
+			if err := run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	part("http", s.serveHTTP)
+	part("consumer", func(ctx context.Context) error { return s.broker.Consume(ctx, rabbitmq.IngestHandler(in)) })
+	part("readmodel", s.orders.Run)
+	part("timeouts", projections.NewTimeouts(s.store, s.rm, projections.TimeoutsConfig{Currency: c.currency(), Observer: obs}).Run)
+	if c.Projections.Publisher {
+		pub := rabbitmq.NewPublisher(s.broker, c.publisherConfig())
+		part("lifecycle", projections.NewLifecycle(s.store, pub, s.rm,
+			projections.LifecycleConfig{Rules: rules, Outbound: c.outbound(), Observer: obs}).Run)
+	}
+	part("lag", s.watchLag)
+	part("memory", s.releaseMemory)
+	s.logger.Info("ledger serving", zap.String("store", c.Store), zap.String("http", s.addr), zap.String("profile", c.Profile))
+	err = g.Wait()
+	if err != nil && ctx.Err() == nil {
+		s.logger.Error("component failed; shutting down", zap.Error(err))
+	} else {
+		s.logger.Info("shut down")
+	}
+	return err
+}
+
+// serveHTTP holds the HTTP server for the life of ctx and then drains it.
+func (s *service) serveHTTP(ctx context.Context) error {
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return s.http.Shutdown(sctx)
+}
+
+// Close closes what open opened, in reverse order. Call it after Run has
+// returned (or instead of Run).
+func (s *service) Close() error {
+	var errs []error
+	if s.broker != nil {
+		errs = append(errs, s.broker.Close())
+	}
+	if s.rm != nil {
+		errs = append(errs, s.rm.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// serve runs the service until ctx is done or a component fails.
+func serve(ctx context.Context, c Config, logger *zap.Logger) error {
+	if c.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit keeps the heap near what is live instead of letting
+		// it double between collections.
+		debug.SetMemoryLimit(c.MemoryLimit)
+	}
+	s, err := open(ctx, c, logger)
+	if err != nil {
+		return err
+	}
+	return errors.Join(s.Run(ctx), s.Close())
+}
+
+// replay rebuilds the read model through the running service. A real
+// replay pauses the read-model projection across the swap, so that it
+// resumes from the rebuilt model's checkpoint.
+func (s *service) replay(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error) {
+	if !dryRun {
+		resume, err := s.orders.Pause(ctx)
+		if err != nil {
+			return projections.ReplayResult{}, fmt.Errorf("pause the read-model projection: %w", err)
 		}
-	}()
+		defer resume()
+	}
+	res, restated, err := s.rm.Rebuild(ctx, s.store, bolt.RebuildOptions{Rules: s.cfg.rules(), DryRun: dryRun, Restate: restate})
+	if err == nil {
+		s.logger.Info("replay finished", zap.Int64("facts", res.Facts), zap.Int64("orders", res.Orders),
+			zap.Int("changes", len(res.Changes)), zap.Int("restated", restated), zap.Bool("dry_run", dryRun))
+	}
+	return res, err
 }
 
 // readiness lists what /readyz checks.
@@ -214,7 +276,7 @@ func (s *service) lagOf(ctx context.Context, name string) (int64, error) {
 	return int64(head.Commit) - int64(cp.Commit), nil
 }
 
-func (s *service) watchLag(ctx context.Context) {
+func (s *service) watchLag(ctx context.Context) error {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -225,120 +287,29 @@ func (s *service) watchLag(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 	}
-}
-
-// Close stops everything in reverse order of starting.
-func (s *service) Close() error {
-	var errs []error
-	if s.cancel != nil {
-		s.cancel()
-	}
-	if s.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, s.http.Shutdown(sctx))
-		cancel()
-	}
-	if s.orders != nil {
-		s.orders.Stop()
-	}
-	s.wg.Wait()
-	if s.broker != nil {
-		errs = append(errs, s.broker.Close())
-	}
-	if s.rm != nil {
-		errs = append(errs, s.rm.Close())
-	}
-	if s.store != nil {
-		errs = append(errs, s.store.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// serve runs the service until ctx is done or a component fails.
-func serve(ctx context.Context, c Config, logger *zap.Logger) error {
-	if c.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		// A soft limit keeps the heap near what is live instead of letting
-		// it double between collections.
-		debug.SetMemoryLimit(c.MemoryLimit)
-	}
-	s, err := startService(ctx, c, logger)
-	if err != nil {
-		return err
-	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case runErr = <-s.errs:
-		logger.Error("component failed; shutting down", zap.Error(runErr))
-	}
-	return errors.Join(runErr, s.Close())
-}
-
-// restartable is a projection a replay stops before it swaps the read model
-// and starts again after, so the projection resumes from the new model's
-// checkpoint rather than from where it was in the old one.
-type restartable struct {
-	parent context.Context
-	run    func(ctx context.Context) error
-	errs   chan error
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (r *restartable) Start() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(r.parent)
-	done := make(chan struct{})
-	r.cancel, r.done = cancel, done
-	go func() {
-		defer close(done)
-		if err := r.run(ctx); err != nil {
-			r.errs <- fmt.Errorf("readmodel: %w", err)
-		}
-	}()
-}
-
-func (r *restartable) Stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done == nil {
-		return
-	}
-	r.cancel()
-	<-r.done
-	r.cancel, r.done = nil, nil
 }
 
 // releaseMemory drops, now and then, the pages of the store's and the read
 // model's files that the process has mapped in: they stay in the page cache
 // and come back on the next read, but do not count against the service's
 // resident memory meanwhile.
-func (s *service) releaseMemory(ctx context.Context) {
+func (s *service) releaseMemory(ctx context.Context) error {
 	type releaser interface{ ReleaseMemory() error }
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		if r, ok := s.store.(releaser); ok {
 			_ = r.ReleaseMemory()
 		}
-		s.rm.mu.RLock()
-		_ = s.rm.cur.ReleaseMemory()
-		s.rm.mu.RUnlock()
+		_ = s.rm.ReleaseMemory()
 	}
 }

@@ -72,18 +72,20 @@ func (a *app) localReplay(ctx context.Context, c Config, logger *zap.Logger, dry
 		return projections.ReplayResult{}, 0, inUseHint(err)
 	}
 	defer store.Close()
-	removeStaleReplays(c.readModelPath())
+	if err := bolt.RemoveStaleRebuilds(c.readModelPath()); err != nil {
+		logger.Warn("could not remove a half-built read model", zap.Error(err))
+	}
 	cur, err := bolt.OpenReadModel(c.readModelPath())
 	if err != nil {
 		return projections.ReplayResult{}, 0, inUseHint(err)
 	}
-	rm := &swappableReadModel{cur: cur}
+	rm := bolt.NewSwappable(cur)
 	defer rm.Close()
 	var total int64
 	if h, ok, err := store.Head(ctx); err == nil && ok && c.Store == "embedded" {
 		total = int64(h.Commit) // embedded positions count events
 	}
-	return replayInto(ctx, store, rm, c.rules(), c.currency(), dryRun, restate, a.progress(logger, total))
+	return rm.Rebuild(ctx, store, bolt.RebuildOptions{Rules: c.rules(), DryRun: dryRun, Restate: restate, Progress: a.progress(logger, total)})
 }
 
 // progress draws a bar on a terminal and logs a line otherwise.

@@ -58,7 +58,7 @@ const ServerVersion = "24.10.0"
 type Server struct {
 	store    *store
 	grpc     *grpc.Server
-	lis      net.Listener
+	lis      *listener
 	tls      bool
 	caFile   string
 	tmpDir   string
@@ -139,13 +139,13 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		s.removeTmp()
 		return nil, fmt.Errorf("esdbtest: listen: %w", err)
 	}
-	s.lis = lis
+	s.lis = newListener(lis)
 	s.grpc = grpc.NewServer(srvOpts...)
 	api.RegisterStreamsServer(s.grpc, &streamsServer{s: s})
 	if !o.noFeatures {
 		sf.RegisterServerFeaturesServer(s.grpc, featuresServer{})
 	}
-	go func() { _ = s.grpc.Serve(lis) }()
+	go func() { _ = s.grpc.Serve(s.lis) }()
 	go func() {
 		<-ctx.Done()
 		s.Close()
@@ -180,9 +180,12 @@ func (s *Server) ConnectionString() string {
 func (s *Server) CAFile() string { return s.caFile }
 
 // Close stops serving at once: open calls and subscriptions end with
-// Unavailable on the client side.
+// Unavailable on the client side. It returns once every connected client
+// has closed its connection, so a call made after Close fails with
+// Unavailable (connection refused) rather than a bare EOF.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.lis.shutdown()
 		s.grpc.Stop()
 		s.removeTmp()
 	})
@@ -301,9 +304,19 @@ func (a authedStream) Context() context.Context { return a.ctx }
 func (s *Server) streamAuth(srv any, st grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	anon, err := s.authorize(st.Context())
 	if err != nil {
+		drain(st)
 		return err
 	}
 	return h(srv, authedStream{ServerStream: st, ctx: context.WithValue(st.Context(), anonKey{}, anon)})
+}
+
+// drain reads the rest of a request the server refuses. The client sees
+// the refusal's status only once it has sent its whole request; a status
+// that arrives sooner makes its next Send return a bare io.EOF, which
+// EventStore-Client-Go v4 reports as ErrorCodeUnknown.
+func drain(st grpc.ServerStream) {
+	for st.RecvMsg(new(shared.Empty)) == nil {
+	}
 }
 
 func isAnonymous(ctx context.Context) bool {

@@ -85,8 +85,15 @@ func (s *store) lastRevision(stream string) int64 {
 	return int64(s.log[idx[len(idx)-1]].revision)
 }
 
-// append applies the expected-revision table and the idempotency checks
-// of IndexWriter.CheckCommit (esdb-protocol.md §2), then writes.
+// append applies a real server's rules, then writes. Expected revision:
+// any writes; no_stream needs the stream absent, stream_exists present; an
+// exact revision must be the current one or below. Idempotency, checked
+// first: with any or stream_exists the ids are looked up in the
+// committed-events cache (none found: write; all: the original result;
+// some: wrong expected version); with no_stream on an existing stream or
+// an exact revision below the current one, the ids must be the events
+// that follow it (else wrong expected version). An exact revision equal
+// to the current one is not checked: a retry is written twice.
 func (s *store) append(stream string, exp expectation, events []proposed) appendOutcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -139,8 +139,10 @@ func wrongExpectedVersion(exp expectation, out appendOutcome) *api.AppendResp {
 	return &api.AppendResp{Result: &api.AppendResp_WrongExpectedVersion_{WrongExpectedVersion: w}}
 }
 
-// toProposed validates one proposed message like Streams.Append.cs and
-// Event's constructor.
+// toProposed validates one proposed message as a real server does:
+// missing type or content-type metadata is InvalidArgument; an empty type
+// or a zero id makes the server's event constructor throw, which reaches
+// the client as Unknown.
 func toProposed(m *api.AppendReq_ProposedMessage) (proposed, error) {
 	typ, okType := m.Metadata["type"]
 	ct, okCT := m.Metadata["content-type"]
@@ -349,7 +351,8 @@ func firstAtOrAfter(log []*record, pos uint64) int {
 	return lo
 }
 
-// filter is a server-side subscription filter (EventFilter.cs).
+// filter is a server-side subscription filter: stream names or event
+// types matched by prefixes or a regular expression.
 type filter struct {
 	onStream bool
 	prefixes []string

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
+	"github.com/bookworm-ledger/ledger/domain"
 )
 
 // Scenario names an order's story.
@@ -100,12 +101,12 @@ func steps(o Order) []Step {
 		for k, v := range extra {
 			f[k] = v
 		}
-		return Step{Namespace: rabbitmq.NamespaceBookWorm, Type: t, Fields: f}
+		return Step{Namespace: domain.NamespaceBookWorm, Type: t, Fields: f}
 	}
 	who := map[string]any{"fullName": o.FullName, "email": o.Email}
 	pay := func(t string, f map[string]any) Step {
 		f["orderId"] = o.ID
-		return Step{Namespace: rabbitmq.NamespaceLedger, Type: t, Fields: f}
+		return Step{Namespace: domain.NamespaceLedger, Type: t, Fields: f}
 	}
 	ref := "psp_" + o.ID[:8]
 	checkout := bw("UserCheckedOutIntegrationEvent", who)
@@ -187,12 +188,12 @@ func Encode(s Step, env Envelope, messageID string, sent time.Time) (Wire, error
 		Message: msg, SentTime: sent, SourceAddress: "rabbitmq://simulator/" + s.Type, CorrelationID: fmt.Sprint(s.Fields["orderId"])}
 	switch env {
 	case CloudEvents:
-		w.ContentType = rabbitmq.ContentTypeCloudEvents
+		w.ContentType = domain.ContentTypeCloudEvents
 		w.Body, err = rabbitmq.EncodeCloudEvent(oe)
 	case Bare:
-		w.ContentType, w.Type, w.Body = rabbitmq.ContentTypeJSON, s.Namespace+"."+s.Type, msg
+		w.ContentType, w.Type, w.Body = domain.ContentTypeJSON, s.Namespace+"."+s.Type, msg
 	default:
-		w.ContentType = rabbitmq.ContentTypeMassTransit
+		w.ContentType = domain.ContentTypeMassTransit
 		w.Body, err = rabbitmq.EncodeMassTransit(oe)
 	}
 	return w, err

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,14 +11,14 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
-	"github.com/bookworm-ledger/ledger/cmd/internal/brokertest"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
 // Names the ledger uses with its default configuration.
 const (
-	LedgerQueue = rabbitmq.DefaultQueue
+	LedgerQueue = domain.DefaultQueue
 	// CaptureQueue is the durable queue the harness binds to the AccelByte
 	// exchange: it outlives connection losses and broker restarts, where
 	// an exclusive capture queue would lose what arrived meanwhile.
@@ -58,22 +57,10 @@ func PrepareCapture(amqpURL string) error {
 	return nil
 }
 
-// VhostOf returns the virtual host named by an AMQP URL.
-func VhostOf(amqpURL string) (string, error) {
-	u, err := amqp.ParseURI(amqpURL)
-	if err != nil {
-		return "", fmt.Errorf("parse amqp url: %w", err)
-	}
-	return u.Vhost, nil
-}
-
-// Ctl runs rabbitmqctl -q with args.
-func Ctl(ctx context.Context, args ...string) (string, error) { return brokertest.Ctl(ctx, args...) }
-
 // QueueDepths returns, per queue of the vhost, ready plus unacked messages
 // and consumers (rabbitmqctl, so unacked deliveries are counted too).
 func QueueDepths(ctx context.Context, vhost string) (map[string][2]int, error) {
-	out, err := Ctl(ctx, "list_queues", "-p", vhost, "--no-table-headers", "name", "messages", "consumers")
+	out, err := testenv.Ctl(ctx, "list_queues", "-p", vhost, "--no-table-headers", "name", "messages", "consumers")
 	if err != nil {
 		return nil, err
 	}
@@ -113,80 +100,12 @@ func ReadyCount(amqpURL, queue string) (int, error) {
 	return q.Messages, nil
 }
 
-// Metrics scrapes the ledger's /metrics into name{labels} -> value.
-func Metrics(ctx context.Context, base string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape metrics: %s", resp.Status)
-	}
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m, sc.Err()
-}
-
-// Ready reports whether GET /readyz answers 200.
-func Ready(ctx context.Context, base string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// WaitReady polls /readyz until it answers 200 and returns how long that
-// took.
-func WaitReady(ctx context.Context, base string, timeout time.Duration) (time.Duration, error) {
-	start := time.Now()
-	for {
-		if Ready(ctx, base) {
-			return time.Since(start), nil
-		}
-		if time.Since(start) > timeout {
-			return time.Since(start), fmt.Errorf("%s/readyz not 200 after %s", base, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return time.Since(start), ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // WaitQuiet waits until the ledger has consumed everything and both
 // projections have caught up with the log: its queue holds nothing (ready
 // or unacked), the consumed counter stood still across a few scrapes and
 // the projections' lag is 0.
 func WaitQuiet(ctx context.Context, amqpURL, base string, timeout time.Duration) error {
-	vhost, err := VhostOf(amqpURL)
+	vhost, err := testenv.VhostOf(amqpURL)
 	if err != nil {
 		return err
 	}
@@ -211,7 +130,7 @@ func WaitQuiet(ctx context.Context, amqpURL, base string, timeout time.Duration)
 			still = 0
 			continue
 		}
-		m, err := Metrics(ctx, base)
+		m, err := testenv.Metrics(ctx, base)
 		if err != nil {
 			why = err.Error()
 			still = 0
@@ -246,10 +165,4 @@ func WaitQuiet(ctx context.Context, amqpURL, base string, timeout time.Duration)
 		}
 		return nil
 	}
-}
-
-// Vhost makes a fresh virtual host on the broker behind base, granting its
-// user everything on it; the returned URL points into it.
-func Vhost(ctx context.Context, base, name string) (string, error) {
-	return brokertest.CreateVhost(ctx, base, name, 0)
 }

@@ -13,9 +13,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
-	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -130,7 +130,7 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 		}
 		for _, e := range evs {
 			streams[e.Stream] = append(streams[e.Stream], e)
-			md, err := domain.DecodeMetadata(e.Metadata)
+			md, err := codec.DecodeMetadata(e.Metadata)
 			if err != nil {
 				r.problem("%s@%d: metadata: %v", e.Stream, e.Revision, err)
 			}
@@ -234,7 +234,7 @@ func checkQueues(ctx context.Context, amqpURL string, expected map[string][]stri
 		return fmt.Errorf("dial: %w", err)
 	}
 	defer conn.Close()
-	for _, q := range []string{rabbitmq.ErrorQueue(LedgerQueue), rabbitmq.SkippedQueue(LedgerQueue), rabbitmq.DefaultUnroutable} {
+	for _, q := range []string{domain.ErrorQueue(LedgerQueue), domain.SkippedQueue(LedgerQueue), domain.UnroutableQueue} {
 		n, err := ReadyCount(amqpURL, q)
 		if err != nil {
 			return err

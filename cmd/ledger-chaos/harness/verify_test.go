@@ -12,6 +12,7 @@ import (
 	"github.com/bookworm-ledger/ledger/adapters/bolt"
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/ingest"
 )
 
 // The checks must be able to fail: a store with a lost message, a
@@ -27,15 +28,11 @@ func TestCheckStoreFindsLossDuplicatesAndStaleReadModel(t *testing.T) {
 	appendFact := func(o traffic.Order, step int, msgID, eventID string) {
 		w, err := traffic.Encode(o.Steps[step], traffic.Bare, msgID, time.Now())
 		require.NoError(t, err)
-		ft, ok := domain.LookupFactType(o.Steps[step].Type)
-		require.True(t, ok)
-		f, err := domain.DecodeMessage(ft, w.Body, domain.DefaultCurrency(), time.Now())
+		p, err := ingest.Prepare(ingest.Message{MessageID: msgID, CorrelationID: o.ID, Type: o.Steps[step].Type,
+			Envelope: domain.EnvelopeBare, Body: w.Body}, domain.DefaultCurrency(), time.Now())
 		require.NoError(t, err)
-		data, err := domain.EncodeFact(f, domain.DefaultCurrency())
-		require.NoError(t, err)
-		meta, err := domain.EncodeMetadata(domain.Metadata{MessageID: msgID, CorrelationID: o.ID, CausationID: msgID})
-		require.NoError(t, err)
-		_, err = store.Append(ctx, domain.StreamName(o.ID), domain.Any, domain.EventData{ID: eventID, Type: string(ft), Data: data, Metadata: meta})
+		p.Event.ID = eventID // the test stores some facts under ids the ledger would not derive
+		_, err = store.Append(ctx, p.Stream, domain.Any, p.Event)
 		require.NoError(t, err)
 	}
 	for _, o := range orders {

@@ -1,4 +1,4 @@
-package domain
+package codec
 
 // ValidJSON exposes the scanner to the black-box tests.
 var ValidJSON = validJSON

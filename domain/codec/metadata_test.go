@@ -1,4 +1,4 @@
-package domain_test
+package codec_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 func TestMetadataUsesEventStoreDBKeysAndRoundTrips(t *testing.T) {
@@ -14,7 +15,7 @@ func TestMetadataUsesEventStoreDBKeysAndRoundTrips(t *testing.T) {
 		Envelope: "masstransit", Exchange: "BookWorm.Contracts:UserCheckedOutIntegrationEvent",
 		ReceivedAt: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), Redelivered: true,
 	}
-	b, err := domain.EncodeMetadata(m)
+	b, err := codec.EncodeMetadata(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,17 +24,17 @@ func TestMetadataUsesEventStoreDBKeysAndRoundTrips(t *testing.T) {
 			t.Errorf("stored metadata %s lacks %s", b, key)
 		}
 	}
-	got, err := domain.DecodeMetadata(b)
+	got, err := codec.DecodeMetadata(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != m {
 		t.Errorf("round trip: got %+v, want %+v", got, m)
 	}
-	if z, err := domain.DecodeMetadata(nil); err != nil || z != (domain.Metadata{}) {
+	if z, err := codec.DecodeMetadata(nil); err != nil || z != (domain.Metadata{}) {
 		t.Errorf("empty metadata: %+v, %v", z, err)
 	}
-	if _, err := domain.DecodeMetadata([]byte("{")); err == nil {
+	if _, err := codec.DecodeMetadata([]byte("{")); err == nil {
 		t.Error("malformed metadata decoded without error")
 	}
 }

@@ -1,4 +1,4 @@
-package domain
+package codec
 
 import (
 	"errors"
@@ -422,4 +422,54 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// int64 reads an integer JSON number (no fraction or exponent).
+func (s *scanner) int64() (int64, error) {
+	if c := s.peek(); c != '-' && (c < '0' || c > '9') {
+		return 0, s.fail("expected an integer")
+	}
+	raw, err := s.number()
+	if err != nil {
+		return 0, err
+	}
+	neg := raw[0] == '-'
+	digits := raw
+	if neg {
+		digits = raw[1:]
+	}
+	var v uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, s.fail("expected an integer")
+		}
+		if v > (1<<63-uint64(c-'0'))/10 {
+			return 0, s.fail("integer out of range")
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if neg {
+		return -int64(v), nil // v <= 1<<63; -int64(1<<63) wraps to MinInt64, which is right
+	}
+	if v > 1<<63-1 {
+		return 0, s.fail("integer out of range")
+	}
+	return int64(v), nil
+}
+
+// stringOrNull reads a string (returned) or null (isNull). For any other
+// value it returns nil, false after skipping it.
+func (s *scanner) stringOrNull() (v []byte, isNull bool, err error) {
+	switch s.peek() {
+	case '"':
+		v, err = s.str()
+		if v == nil && err == nil {
+			v = []byte{}
+		}
+		return v, false, err
+	case 'n':
+		return nil, true, s.literal("null")
+	}
+	_, err = s.value(0)
+	return nil, false, err
 }

@@ -1,7 +1,4 @@
-// Package brokertest gives each test its own RabbitMQ virtual host on the
-// local broker, so tests that share exchange names (the contract fixes
-// them) run in parallel without seeing each other's messages.
-package brokertest
+package testenv
 
 import (
 	"context"
@@ -27,25 +24,34 @@ func BaseURL() string {
 	return "amqp://guest:guest@127.0.0.1:5672/"
 }
 
-// Vhost creates a fresh virtual host for t, grants the test user all
-// rights on it, deletes it when t ends, and returns its AMQP URL.
-func Vhost(t testing.TB) string {
-	t.Helper()
+// VhostName is prefix followed by random hex: a name no other run uses.
+func VhostName(prefix string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "ledger-test-" + hex.EncodeToString(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// Vhost creates a fresh virtual host for t on the broker at BaseURL,
+// deletes it when t ends, and returns its AMQP URL.
+func Vhost(t testing.TB) string {
+	t.Helper()
+	name := VhostName("ledger-test")
 	u, err := CreateVhost(context.Background(), BaseURL(), name, 0)
 	if err != nil {
 		t.Fatalf("%v (is the broker up? run make broker)", err)
 	}
-	t.Cleanup(func() { DeleteVhost(name) })
+	t.Cleanup(func() {
+		if err := DeleteVhost(context.Background(), name); err != nil {
+			t.Logf("%v", err)
+		}
+	})
 	return u
 }
 
 // CreateVhost makes the virtual host name on the broker behind base, grants
 // base's user everything on it, waits until it takes connections, and
-// returns its URL. A broker that is restarting (make chaos does that) is
-// waited for up to wait.
+// returns its URL. A broker that is restarting (the chaos run does that)
+// is waited for up to wait.
 func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
@@ -56,20 +62,22 @@ func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (st
 		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			return "", err
 		}
-		time.Sleep(time.Second)
+		if err := sleep(ctx, time.Second); err != nil {
+			return "", err
+		}
 	}
 	if _, err := Ctl(ctx, "set_permissions", "-p", name, u.User.Username(), ".*", ".*", ".*"); err != nil {
-		DeleteVhost(name)
+		_ = DeleteVhost(context.WithoutCancel(ctx), name)
 		return "", err
 	}
 	u.Path = "/" + url.PathEscape(name)
 	u.RawPath = ""
 	vu := u.String()
 	// Permissions take a moment to reach the connection layer.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := amqp.Dial(vu)
 		if err == nil {
@@ -77,18 +85,32 @@ func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (st
 			return vu, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			DeleteVhost(name)
+			_ = DeleteVhost(context.WithoutCancel(ctx), name)
 			return "", fmt.Errorf("connect to fresh vhost %s: %w", name, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			_ = DeleteVhost(context.WithoutCancel(ctx), name)
+			return "", err
+		}
 	}
 }
 
-// DeleteVhost removes the virtual host and everything in it.
-func DeleteVhost(name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// DeleteVhost removes the virtual host and everything in it. It gives up
+// after 30 seconds, so a cleanup cannot hang on a broker that is gone.
+func DeleteVhost(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, _ = Ctl(ctx, "delete_vhost", name)
+	_, err := Ctl(ctx, "delete_vhost", name)
+	return err
+}
+
+// VhostOf returns the virtual host named by an AMQP URL.
+func VhostOf(amqpURL string) (string, error) {
+	u, err := amqp.ParseURI(amqpURL)
+	if err != nil {
+		return "", fmt.Errorf("parse amqp url: %w", err)
+	}
+	return u.Vhost, nil
 }
 
 // Ctl runs rabbitmqctl -q with args and returns what it printed.
@@ -98,6 +120,13 @@ func Ctl(ctx context.Context, args ...string) (string, error) {
 		return string(out), fmt.Errorf("rabbitmqctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
+}
+
+// CloseConnections makes the broker close every connection to vhost, as
+// an operator or a broker restart would; other vhosts are not touched.
+func CloseConnections(ctx context.Context, vhost, reason string) error {
+	_, err := Ctl(ctx, "close_all_connections", "-p", vhost, reason)
+	return err
 }
 
 // Capture declares an exclusive queue bound to exchange (declared by the
@@ -136,4 +165,16 @@ func Dial(t testing.TB, u string) (*amqp.Connection, *amqp.Channel) {
 // Describe is for failure messages.
 func Describe(d amqp.Delivery) string {
 	return fmt.Sprintf("%s %s id=%s %s", d.Exchange, d.RoutingKey, d.MessageId, d.Body)
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -1,0 +1,125 @@
+package rabbitmq
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/bookworm-ledger/ledger/domain"
+)
+
+// Headers the Publisher sets on every outbound message.
+const (
+	HeaderCausationID = "x-ledger-causation-id" // the id of the fact that caused the message
+	HeaderOrderID     = "x-ledger-order-id"
+)
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	// Envelope wraps the BookWorm commands: domain.EnvelopeMassTransit
+	// (the default), domain.EnvelopeCloudEvents or domain.EnvelopeBare.
+	Envelope string
+	// Queue is the ledger's own receive endpoint, the MassTransit
+	// sourceAddress of the commands; default the broker's queue.
+	Queue string
+}
+
+// Validate reports a bad setting.
+func (c PublisherConfig) Validate() error {
+	switch c.Envelope {
+	case "", domain.EnvelopeMassTransit, domain.EnvelopeCloudEvents, domain.EnvelopeBare:
+		return nil
+	}
+	return fmt.Errorf("envelope %q: use %s, %s or %s", c.Envelope,
+		domain.EnvelopeMassTransit, domain.EnvelopeCloudEvents, domain.EnvelopeBare)
+}
+
+// Publisher sends the lifecycle's outbound messages: AccelByte events as
+// they are (JSON) to their topic exchange, BookWorm commands in the
+// configured envelope to their fanout exchanges. Its Publish is the
+// projections' publisher port. Safe for concurrent use.
+type Publisher struct {
+	broker   *Broker
+	obs      Observer
+	envelope string
+	source   string // MassTransit sourceAddress
+	invalid  error  // the config's, returned by every Publish
+}
+
+// NewPublisher publishes through b, reporting confirmed messages to b's
+// Observer (OnOutboundConfirmed). cfg should have passed Validate when
+// the configuration was read; if it does not, every Publish returns the
+// problem and sends nothing.
+func NewPublisher(b *Broker, cfg PublisherConfig) *Publisher {
+	if cfg.Envelope == "" {
+		cfg.Envelope = domain.EnvelopeMassTransit
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = b.cfg.Queue
+	}
+	p := &Publisher{broker: b, obs: b.obs, envelope: cfg.Envelope, source: address(cfg.Queue)}
+	if err := cfg.Validate(); err != nil {
+		p.invalid = fmt.Errorf("rabbitmq publisher config: %w", err)
+	}
+	return p
+}
+
+// address is a MassTransit endpoint address on the ledger's bus.
+func address(endpoint string) string { return "rabbitmq://ledger/" + endpoint }
+
+// Publish sends msgs, persistent and confirmed, and returns when the broker
+// confirmed all of them (see Broker.Publish; a *PublishError lists those it
+// did not accept). Retrying is safe: every message carries its
+// deterministic id.
+func (p *Publisher) Publish(ctx context.Context, msgs []domain.Outbound) error {
+	if p.invalid != nil {
+		return p.invalid
+	}
+	pubs := make([]Publication, 0, len(msgs))
+	for _, m := range msgs {
+		pub, err := p.publication(m)
+		if err != nil {
+			return err
+		}
+		pubs = append(pubs, pub)
+	}
+	if err := p.broker.Publish(ctx, pubs); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		p.obs.OnOutboundConfirmed(string(m.Kind))
+	}
+	return nil
+}
+
+func (p *Publisher) publication(m domain.Outbound) (Publication, error) {
+	pub := Publication{
+		Exchange: m.Exchange, RoutingKey: m.RoutingKey, MessageID: m.MessageID,
+		CorrelationID: m.CorrelationID, Type: m.Name, Timestamp: m.Time,
+		Headers: map[string]any{HeaderCausationID: m.CausationID, HeaderOrderID: m.OrderID},
+	}
+	if m.Kind == domain.KindAccelByte {
+		pub.ContentType, pub.Body = domain.ContentTypeJSON, m.Body
+		return pub, nil
+	}
+	env := OutboundEnvelope{
+		MessageID: m.MessageID, CorrelationID: m.CorrelationID, ConversationID: m.CorrelationID,
+		InitiatorID: m.CausationID, Type: m.Name, Namespace: domain.NamespaceBookWorm,
+		SourceAddress: p.source, DestinationAddress: address(m.Exchange),
+		SentTime: m.Time, Message: m.Body,
+	}
+	var err error
+	switch p.envelope {
+	case domain.EnvelopeCloudEvents:
+		pub.ContentType = domain.ContentTypeCloudEvents
+		pub.Body, err = EncodeCloudEvent(env)
+	case domain.EnvelopeBare:
+		pub.ContentType, pub.Body = domain.ContentTypeJSON, m.Body
+	default:
+		pub.ContentType = domain.ContentTypeMassTransit
+		pub.Body, err = EncodeMassTransit(env)
+	}
+	if err != nil {
+		return pub, fmt.Errorf("encode %s %s: %w", m.Name, m.MessageID, err)
+	}
+	return pub, nil
+}
