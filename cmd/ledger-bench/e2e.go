@@ -131,6 +131,13 @@ func (t *tracker) record(from, to time.Time) {
 	t.mu.Unlock()
 }
 
+// samples returns a copy of the latency samples recorded so far.
+func (t *tracker) samples() []latSample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lat)
+}
+
 // outbound is the number of messages the ledger published, as seen: each
 // AccelByte event once, each command once whatever its copies.
 func (t *tracker) outbound() float64 {
@@ -273,6 +280,17 @@ func whereIsTheBacklog(ctx context.Context, ch *amqp.Channel, lp *testenv.Serve)
 	return strings.Join(parts, ", ")
 }
 
+// e2eRun is one end-to-end run: the service under test, the bench's
+// downstream consumers and inbound publisher, and the order sequence.
+type e2eRun struct {
+	o   options
+	lp  *testenv.Serve
+	sch *amqp.Channel // downstream channel, for the backlog's queue depths
+	tr  *tracker
+	pub *confirmPublisher
+	seq *sequencer
+}
+
 func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err error) {
 	dir, err := os.MkdirTemp("", "ledger-bench-e2e-")
 	if err != nil {
@@ -312,206 +330,26 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	}()
 	o.progress("ledger %d ready on %s", lp.PID(), lp.Addr())
 
-	// Downstream: the AccelByte events on a queue bound to orderProcessing
-	// with #, and every BookWorm command queue the ledger declared.
-	cconn, err := amqp.DialConfig(vhURL, amqp.Config{Properties: amqp.Table{"connection_name": "ledger-bench downstream"}})
-	if err != nil {
-		return res, fmt.Errorf("dial downstream: %w", err)
-	}
-	defer cconn.Close()
-	sch, err := cconn.Channel()
+	e := &e2eRun{o: o, lp: lp, tr: newTracker()}
+	closeDownstream, err := e.consumeDownstream(vhURL)
 	if err != nil {
 		return res, err
 	}
-	const capture = "bench.accelbyte"
-	if _, err := sch.QueueDeclare(capture, true, false, false, false, nil); err != nil {
-		return res, fmt.Errorf("declare %s: %w", capture, err)
-	}
-	if err := sch.QueueBind(capture, "#", domain.AccelByteExchange, false, nil); err != nil {
-		return res, fmt.Errorf("bind %s: %w", capture, err)
-	}
-	tr := newTracker()
-	var stops []func() error
-	defer func() {
-		for _, s := range stops {
-			err = errors.Join(err, s())
-		}
-	}()
-	stop, err := batchConsume(cconn, capture, 512, func(*amqp.Delivery) { tr.accel.Add(1) })
-	if err != nil {
+	defer func() { err = errors.Join(err, closeDownstream()) }()
+	if e.pub, err = newConfirmPublisher(vhURL, o.ceilingWindow); err != nil {
 		return res, err
 	}
-	stops = append(stops, stop)
-	for _, q := range rabbitmq.DefaultConsumerQueues() {
-		stop, err := batchConsume(cconn, q.Queue, 512, func(d *amqp.Delivery) { tr.command(d, time.Now()) })
-		if err != nil {
-			return res, err
-		}
-		stops = append(stops, stop)
-	}
+	defer e.pub.close()
+	e.seq = newSequencer(uint64(time.Now().UnixNano()), 500)
 
-	pub, err := newConfirmPublisher(vhURL, o.ceilingWindow)
-	if err != nil {
+	if err := e.throughput(ctx, &res); err != nil {
 		return res, err
 	}
-	defer pub.close()
-	seq := newSequencer(uint64(time.Now().UnixNano()), 500)
-	send := func(ctx context.Context, ord traffic.Order, step int, at time.Time) error {
-		w, err := traffic.Encode(ord.Steps[step], traffic.MassTransit, traffic.MessageID(ord.ID, step), at)
-		if err != nil {
-			return err
-		}
-		tr.add(ord.ID, stepCommand[step], at)
-		err = pub.publish(ctx, w.Exchange, "", amqp.Publishing{ContentType: w.ContentType, MessageId: w.MessageID, Type: w.Type, Body: w.Body, Timestamp: at})
-		if err != nil {
-			tr.forget(ord.ID, stepCommand[step])
-			seq.unread(ord, step)
-		}
-		return err
-	}
-	// closedLoop publishes as fast as the ledger keeps up with window facts
-	// in flight, until ctx ends or the sequence is flushed.
-	closedLoop := func(ctx context.Context) error {
-		for ctx.Err() == nil {
-			if err := tr.waitBelow(ctx, int64(o.window)); err != nil {
-				return nil
-			}
-			ord, step, ok := seq.next()
-			if !ok {
-				return nil
-			}
-			if err := send(ctx, ord, step, time.Now()); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-		}
-		return nil
-	}
-	drain := func(what string, limit time.Duration) error {
-		deadline := time.Now().Add(limit)
-		for tr.inflight.Load() > 0 {
-			if err := lp.Alive(); err != nil {
-				return err
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: %d facts still without their command after %s", what, tr.inflight.Load(), limit)
-			}
-			if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-
-	// Phase 1: throughput.
-	o.progress("phase 1: closed window of %d facts, warmup %s, window %s", o.window, o.e2eWarmup, o.e2eDur)
-	pctx, stopPub := context.WithCancel(ctx)
-	pubDone := make(chan error, 1)
-	go func() { pubDone <- closedLoop(pctx) }()
-	if err := sleepCtx(ctx, o.e2eWarmup); err != nil {
-		stopPub()
+	if err := e.latency(ctx, &res); err != nil {
 		return res, err
 	}
-	s0 := tr.snap(pub)
-	if err := sleepCtx(ctx, o.e2eDur); err != nil {
-		stopPub()
+	if err := e.finish(ctx, &res); err != nil {
 		return res, err
-	}
-	s1 := tr.snap(pub)
-	res.where = whereIsTheBacklog(ctx, sch, lp)
-	stopPub()
-	if err := <-pubDone; err != nil {
-		return res, err
-	}
-	if err := lp.Alive(); err != nil {
-		return res, err
-	}
-	d := s1.at.Sub(s0.at)
-	res.inbound = rate(float64(s1.completed-s0.completed), d)
-	res.outbound = rate(s1.outbound-s0.outbound, d)
-	res.deliveries = rate(float64(s1.deliveries-s0.deliveries), d)
-	o.progress("phase 1: inbound %.0f/s outbound %.0f/s; draining %d", res.inbound, res.outbound, tr.inflight.Load())
-	if err := drain("after the throughput phase", 60*time.Second); err != nil {
-		return res, err
-	}
-
-	// Phase 2: latency at half the rate, paced open loop; latency counts
-	// from each fact's scheduled time, so a stalled publisher is not hidden.
-	res.halfRate = res.inbound / 2
-	if res.halfRate < 1 {
-		return res, fmt.Errorf("ledger throughput %.1f facts/s is too low to pace a latency run", res.inbound)
-	}
-	o.progress("phase 2: %.0f facts/s for %s", res.halfRate, o.latencyDur)
-	warm := min(2*time.Second, o.latencyDur/4)
-	h0, _ := scrapeHistogram(ctx, lp, "ledger_publish_confirm_seconds")
-	start := time.Now()
-	tr.record(start.Add(warm), start.Add(o.latencyDur))
-	interval := time.Duration(float64(time.Second) / res.halfRate)
-	sent := 0
-	for {
-		now := time.Now()
-		if now.Sub(start) >= o.latencyDur {
-			break
-		}
-		due := int(now.Sub(start) / interval)
-		for ; sent <= due; sent++ {
-			ord, step, _ := seq.next()
-			if err := send(ctx, ord, step, start.Add(time.Duration(sent)*interval)); err != nil {
-				return res, err
-			}
-		}
-		if err := sleepCtx(ctx, 200*time.Microsecond); err != nil {
-			return res, err
-		}
-	}
-	res.latInbound = rate(float64(sent), time.Since(start))
-	if h1, err := scrapeHistogram(ctx, lp, "ledger_publish_confirm_seconds"); err == nil {
-		res.confirm = h1.minus(h0)
-	}
-	if err := drain("after the latency phase", 60*time.Second); err != nil {
-		return res, err
-	}
-	tr.mu.Lock()
-	samples := slices.Clone(tr.lat)
-	tr.mu.Unlock()
-	if o.latencyCSV != "" {
-		if err := writeLatencies(o.latencyCSV, start, samples); err != nil {
-			return res, err
-		}
-	}
-	lat := make([]time.Duration, len(samples))
-	for i, s := range samples {
-		lat[i] = s.d
-	}
-	slices.Sort(lat)
-	res.latN = len(lat)
-	if len(lat) > 0 {
-		res.p50, res.p99, res.max = pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
-	}
-
-	// Finish the open orders, then check that everything came out.
-	seq.flush()
-	if err := closedLoop(ctx); err != nil {
-		return res, err
-	}
-	if err := drain("after the flush", 60*time.Second); err != nil {
-		return res, err
-	}
-	res.facts = seq.published[0] + seq.published[1] + seq.published[2]
-	res.orders = seq.published[2]
-	res.verifyErr = verify(ctx, tr, seq)
-	st, err := lp.ProcStatus()
-	if err != nil {
-		return res, fmt.Errorf("read ledger RSS: %w", err)
-	}
-	res.vmHWM, res.vmRSS, res.rssAnon, res.rssFile = st["VmHWM"], st["VmRSS"], st["RssAnon"], st["RssFile"]
-	res.deadLettered, _ = metric(ctx, lp, "ledger_messages_dead_lettered_total")
-	res.returned, _ = metric(ctx, lp, "ledger_messages_returned_total")
-	res.retries, _ = metric(ctx, lp, "ledger_retries_total")
-	if n := pub.nacked.Load() + pub.returned.Load(); n > 0 {
-		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("%d inbound publishes nacked or returned", n))
 	}
 	stopped = true
 	if err := lp.Stop(); err != nil {
@@ -519,6 +357,237 @@ func benchLedger(ctx context.Context, o options, r *report) (res e2eResult, err 
 	}
 	res.warn, res.errs = countLogLevels(lp.Logs())
 	return res, nil
+}
+
+// consumeDownstream consumes the AccelByte events, on a queue bound to
+// orderProcessing with #, and every BookWorm command queue the ledger
+// declared. The returned func stops the consumers, then closes the
+// connection; it reports what the consumers' stops returned.
+func (e *e2eRun) consumeDownstream(vhURL string) (func() error, error) {
+	cconn, err := amqp.DialConfig(vhURL, amqp.Config{Properties: amqp.Table{"connection_name": "ledger-bench downstream"}})
+	if err != nil {
+		return nil, fmt.Errorf("dial downstream: %w", err)
+	}
+	var stops []func() error
+	closeAll := func() error {
+		var err error
+		for _, s := range stops {
+			err = errors.Join(err, s())
+		}
+		_ = cconn.Close()
+		return err
+	}
+	fail := func(err error) (func() error, error) { return nil, errors.Join(err, closeAll()) }
+	if e.sch, err = cconn.Channel(); err != nil {
+		return fail(err)
+	}
+	const capture = "bench.accelbyte"
+	if _, err := e.sch.QueueDeclare(capture, true, false, false, false, nil); err != nil {
+		return fail(fmt.Errorf("declare %s: %w", capture, err))
+	}
+	if err := e.sch.QueueBind(capture, "#", domain.AccelByteExchange, false, nil); err != nil {
+		return fail(fmt.Errorf("bind %s: %w", capture, err))
+	}
+	stop, err := batchConsume(cconn, capture, 512, func(*amqp.Delivery) { e.tr.accel.Add(1) })
+	if err != nil {
+		return fail(err)
+	}
+	stops = append(stops, stop)
+	for _, q := range rabbitmq.DefaultConsumerQueues() {
+		stop, err := batchConsume(cconn, q.Queue, 512, func(d *amqp.Delivery) { e.tr.command(d, time.Now()) })
+		if err != nil {
+			return fail(err)
+		}
+		stops = append(stops, stop)
+	}
+	return closeAll, nil
+}
+
+// send publishes step of ord, stamped at; a fact that did not go out is
+// forgotten and given back to the sequence.
+func (e *e2eRun) send(ctx context.Context, ord traffic.Order, step int, at time.Time) error {
+	w, err := traffic.Encode(ord.Steps[step], traffic.MassTransit, traffic.MessageID(ord.ID, step), at)
+	if err != nil {
+		return err
+	}
+	e.tr.add(ord.ID, stepCommand[step], at)
+	err = e.pub.publish(ctx, w.Exchange, "", amqp.Publishing{ContentType: w.ContentType, MessageId: w.MessageID, Type: w.Type, Body: w.Body, Timestamp: at})
+	if err != nil {
+		e.tr.forget(ord.ID, stepCommand[step])
+		e.seq.unread(ord, step)
+	}
+	return err
+}
+
+// closedLoop publishes as fast as the ledger keeps up with window facts
+// in flight, until ctx ends or the sequence is flushed.
+func (e *e2eRun) closedLoop(ctx context.Context) error {
+	for ctx.Err() == nil {
+		if err := e.tr.waitBelow(ctx, int64(e.o.window)); err != nil {
+			return nil
+		}
+		ord, step, ok := e.seq.next()
+		if !ok {
+			return nil
+		}
+		if err := e.send(ctx, ord, step, time.Now()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// drain waits until every fact sent has its command, failing if the
+// service dies or limit passes.
+func (e *e2eRun) drain(ctx context.Context, what string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for e.tr.inflight.Load() > 0 {
+		if err := e.lp.Alive(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d facts still without their command after %s", what, e.tr.inflight.Load(), limit)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// throughput is phase 1: a closed loop, measured over e2eDur after a
+// warm-up, then drained.
+func (e *e2eRun) throughput(ctx context.Context, res *e2eResult) error {
+	o := e.o
+	o.progress("phase 1: closed window of %d facts, warmup %s, window %s", o.window, o.e2eWarmup, o.e2eDur)
+	pctx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- e.closedLoop(pctx) }()
+	if err := sleepCtx(ctx, o.e2eWarmup); err != nil {
+		stopPub()
+		return err
+	}
+	s0 := e.tr.snap(e.pub)
+	if err := sleepCtx(ctx, o.e2eDur); err != nil {
+		stopPub()
+		return err
+	}
+	s1 := e.tr.snap(e.pub)
+	res.where = whereIsTheBacklog(ctx, e.sch, e.lp)
+	stopPub()
+	if err := <-pubDone; err != nil {
+		return err
+	}
+	if err := e.lp.Alive(); err != nil {
+		return err
+	}
+	d := s1.at.Sub(s0.at)
+	res.inbound = rate(float64(s1.completed-s0.completed), d)
+	res.outbound = rate(s1.outbound-s0.outbound, d)
+	res.deliveries = rate(float64(s1.deliveries-s0.deliveries), d)
+	o.progress("phase 1: inbound %.0f/s outbound %.0f/s; draining %d", res.inbound, res.outbound, e.tr.inflight.Load())
+	return e.drain(ctx, "after the throughput phase", 60*time.Second)
+}
+
+// latency is phase 2: half the measured rate, paced open loop; latency
+// counts from each fact's scheduled time, so a stalled publisher is not
+// hidden.
+func (e *e2eRun) latency(ctx context.Context, res *e2eResult) error {
+	o := e.o
+	res.halfRate = res.inbound / 2
+	if res.halfRate < 1 {
+		return fmt.Errorf("ledger throughput %.1f facts/s is too low to pace a latency run", res.inbound)
+	}
+	o.progress("phase 2: %.0f facts/s for %s", res.halfRate, o.latencyDur)
+	warm := min(2*time.Second, o.latencyDur/4)
+	h0, _ := scrapeHistogram(ctx, e.lp, "ledger_publish_confirm_seconds")
+	start := time.Now()
+	e.tr.record(start.Add(warm), start.Add(o.latencyDur))
+	sent, err := e.paced(ctx, start, time.Duration(float64(time.Second)/res.halfRate))
+	if err != nil {
+		return err
+	}
+	res.latInbound = rate(float64(sent), time.Since(start))
+	if h1, err := scrapeHistogram(ctx, e.lp, "ledger_publish_confirm_seconds"); err == nil {
+		res.confirm = h1.minus(h0)
+	}
+	if err := e.drain(ctx, "after the latency phase", 60*time.Second); err != nil {
+		return err
+	}
+	samples := e.tr.samples()
+	if o.latencyCSV != "" {
+		if err := writeLatencies(o.latencyCSV, start, samples); err != nil {
+			return err
+		}
+	}
+	res.latN, res.p50, res.p99, res.max = percentiles(samples)
+	return nil
+}
+
+// paced sends one fact every interval from start for latencyDur, each
+// stamped with its scheduled time, and returns how many it sent.
+func (e *e2eRun) paced(ctx context.Context, start time.Time, interval time.Duration) (int, error) {
+	sent := 0
+	for {
+		now := time.Now()
+		if now.Sub(start) >= e.o.latencyDur {
+			return sent, nil
+		}
+		due := int(now.Sub(start) / interval)
+		for ; sent <= due; sent++ {
+			ord, step, _ := e.seq.next()
+			if err := e.send(ctx, ord, step, start.Add(time.Duration(sent)*interval)); err != nil {
+				return sent, err
+			}
+		}
+		if err := sleepCtx(ctx, 200*time.Microsecond); err != nil {
+			return sent, err
+		}
+	}
+}
+
+// finish completes the open orders, checks that everything came out and
+// reads the service's memory and error counters.
+func (e *e2eRun) finish(ctx context.Context, res *e2eResult) error {
+	e.seq.flush()
+	if err := e.closedLoop(ctx); err != nil {
+		return err
+	}
+	if err := e.drain(ctx, "after the flush", 60*time.Second); err != nil {
+		return err
+	}
+	res.facts = e.seq.published[0] + e.seq.published[1] + e.seq.published[2]
+	res.orders = e.seq.published[2]
+	res.verifyErr = verify(ctx, e.tr, e.seq)
+	st, err := e.lp.ProcStatus()
+	if err != nil {
+		return fmt.Errorf("read ledger RSS: %w", err)
+	}
+	res.vmHWM, res.vmRSS, res.rssAnon, res.rssFile = st["VmHWM"], st["VmRSS"], st["RssAnon"], st["RssFile"]
+	res.deadLettered, _ = metric(ctx, e.lp, "ledger_messages_dead_lettered_total")
+	res.returned, _ = metric(ctx, e.lp, "ledger_messages_returned_total")
+	res.retries, _ = metric(ctx, e.lp, "ledger_retries_total")
+	if n := e.pub.nacked.Load() + e.pub.returned.Load(); n > 0 {
+		res.verifyErr = errors.Join(res.verifyErr, fmt.Errorf("%d inbound publishes nacked or returned", n))
+	}
+	return nil
+}
+
+// percentiles returns the number of samples and their p50, p99 and max
+// latencies (zero without samples).
+func percentiles(samples []latSample) (n int, p50, p99, maxLat time.Duration) {
+	lat := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		lat[i] = s.d
+	}
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		return 0, 0, 0, 0
+	}
+	return len(lat), pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
 }
 
 // verify waits until every expected outbound message arrived: one AccelByte

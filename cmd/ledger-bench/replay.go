@@ -174,182 +174,287 @@ func (t *timedCurrent) Summary(ctx context.Context, id string) (projections.Summ
 	return s, ok, err
 }
 
+// childArgs are the flags of a child phase.
+type childArgs struct {
+	mode, store, current, sink string
+	page                       int
+	cpuprofile                 string
+}
+
+func parseChildArgs(args []string) (childArgs, error) {
+	var a childArgs
+	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
+	fs.StringVar(&a.mode, "mode", "", "floor | replay")
+	fs.StringVar(&a.store, "store", "", "event log file")
+	fs.StringVar(&a.current, "current", "", "replay: current read model to diff against")
+	fs.StringVar(&a.sink, "sink", "", "replay: new read model file")
+	fs.IntVar(&a.page, "page", 4096, "floor: events per ReadAll page")
+	fs.StringVar(&a.cpuprofile, "cpuprofile", "", "write a CPU profile here")
+	err := fs.Parse(args)
+	return a, err
+}
+
 // runChild is one measured phase in its own process:
 //
-//	floor   ReadAll in pages, DecodeFact every event, no fold
-//	replay  projections.Replay into -sink, diffed against -current if set
+//	floor     ReadAll in pages, DecodeFact every event, no fold
+//	replay    projections.Replay into -sink, diffed against -current if set
+//	scanfold  one ReadAll scan, every order's state in memory, rows into -sink
 func runChild(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet(childCommand, flag.ContinueOnError)
-	mode := fs.String("mode", "", "floor | replay")
-	store := fs.String("store", "", "event log file")
-	current := fs.String("current", "", "replay: current read model to diff against")
-	sink := fs.String("sink", "", "replay: new read model file")
-	page := fs.Int("page", 4096, "floor: events per ReadAll page")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here")
-	if err := fs.Parse(args); err != nil {
+	a, err := parseChildArgs(args)
+	if err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(a.cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	// Peak anonymous memory (heap, stacks) next to VmHWM, which also counts
 	// the store's file pages mapped by bbolt.
-	var peakAnon atomic.Int64
-	stopSampler := make(chan struct{})
-	var sampled sync.WaitGroup
-	sampled.Add(1)
+	sampler := startAnonSampler(20 * time.Millisecond)
+
+	l, err := bolt.Open(a.store, bolt.Config{ScanRelease: scanRelease()}, nil)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	// The phase's read models stay open until the memory is read, so the
+	// file-mapped RSS at the end counts them.
+	var opened closers
+	defer opened.close()
+	res := childResult{Mode: a.mode}
+	switch a.mode {
+	case "floor":
+		err = floorPass(ctx, l, a.page, &res)
+	case "replay":
+		err = replayPass(ctx, l, a, &opened, &res)
+	case "scanfold":
+		err = scanFoldPass(ctx, l, a, &opened, &res)
+	default:
+		return fmt.Errorf("unknown mode %q", a.mode)
+	}
+	if err != nil {
+		return err
+	}
+	peakAnon := sampler.stop()
+	st, err := testenv.ProcStatus(os.Getpid())
+	if err != nil {
+		return err
+	}
+	res.VmHWM, res.PeakAnon, res.RssFileEnd = st["VmHWM"], max(peakAnon, st["RssAnon"]), st["RssFile"]
+	return json.NewEncoder(out).Encode(res)
+}
+
+// startCPUProfile profiles into path until the returned func is called;
+// without a path it does nothing.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// anonSampler polls this process's anonymous RSS and keeps its peak.
+type anonSampler struct {
+	peak atomic.Int64
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startAnonSampler(every time.Duration) *anonSampler {
+	s := &anonSampler{done: make(chan struct{})}
+	s.wg.Add(1)
 	go func() {
-		defer sampled.Done()
-		t := time.NewTicker(20 * time.Millisecond)
+		defer s.wg.Done()
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			if st, err := testenv.ProcStatus(os.Getpid()); err == nil && st["RssAnon"] > peakAnon.Load() {
-				peakAnon.Store(st["RssAnon"])
+			if st, err := testenv.ProcStatus(os.Getpid()); err == nil && st["RssAnon"] > s.peak.Load() {
+				s.peak.Store(st["RssAnon"])
 			}
 			select {
-			case <-stopSampler:
+			case <-s.done:
 				return
 			case <-t.C:
 			}
 		}
 	}()
+	return s
+}
 
-	l, err := bolt.Open(*store, bolt.Config{ScanRelease: scanRelease()}, nil)
-	if err != nil {
-		return err
+// stop ends the sampling and returns the peak seen, in kB.
+func (s *anonSampler) stop() int64 {
+	close(s.done)
+	s.wg.Wait()
+	return s.peak.Load()
+}
+
+// closers closes what a phase opened, last first.
+type closers []io.Closer
+
+func (c *closers) add(x io.Closer) { *c = append(*c, x) }
+
+func (c *closers) close() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		_ = (*c)[i].Close()
 	}
-	defer l.Close()
-	res := childResult{Mode: *mode}
+}
+
+// eachPage hands every event of the log to fn, page events at a time, in
+// position order.
+func eachPage(ctx context.Context, l *bolt.Log, page int, fn func([]domain.RecordedEvent)) error {
+	var after *domain.Position
+	for {
+		evs, err := l.ReadAll(ctx, after, page)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		fn(evs)
+		p := evs[len(evs)-1].Position
+		after = &p
+	}
+}
+
+// floorPass reads and decodes every fact without folding: what any replay
+// costs at least.
+func floorPass(ctx context.Context, l *bolt.Log, page int, res *childResult) error {
 	start := time.Now()
-	switch *mode {
-	case "floor":
-		var after *domain.Position
-		for {
-			evs, err := l.ReadAll(ctx, after, *page)
-			if err != nil {
-				return err
-			}
-			if len(evs) == 0 {
-				break
-			}
-			for i := range evs {
-				if _, err := codec.DecodeFact(evs[i].Type, evs[i].Data); err != nil {
-					res.Undecoded++
-				}
-			}
-			res.Facts += int64(len(evs))
-			p := evs[len(evs)-1].Position
-			after = &p
-		}
-		res.Elapsed = time.Since(start)
-	case "replay":
-		next, err := bolt.OpenReadModelWith(*sink, bolt.ReadModelOptions{NoSync: true})
-		if err != nil {
-			return err
-		}
-		defer next.Close()
-		sinkT := &timedSink{ReplaySink: next}
-		curT := &timedCurrent{}
-		opts := projections.ReplayOptions{Rules: domain.DefaultRules(), Sink: sinkT}
-		opts.Rules.Currency = benchCurrency
-		if *current != "" {
-			cur, err := bolt.OpenReadModel(*current)
-			if err != nil {
-				return err
-			}
-			defer cur.Close()
-			curT.ReadModel = cur
-			opts.Current = curT
-		}
-		rr, err := projections.Replay(ctx, l, opts)
-		if err != nil {
-			return err
-		}
-		if err := next.Sync(); err != nil { // as ledger replay does before the swap
-			return err
-		}
-		res.Facts, res.Orders, res.Changes, res.Elapsed = rr.Facts, rr.Orders, len(rr.Changes), rr.Elapsed
-		res.PutTime, res.PutCalls, res.LookupTime, res.LookupCalls = sinkT.d, sinkT.n, curT.d, curT.n
-	case "scanfold":
-		// The alternative design: one pass over the log in position order,
-		// every order's state in memory, rows written at the end.
-		type acc struct {
-			s    domain.State
-			last uint64
-			n    int
-		}
-		rules := domain.DefaultRules()
-		rules.Currency = benchCurrency
-		states := map[string]*acc{}
-		var after *domain.Position
-		for {
-			evs, err := l.ReadAll(ctx, after, *page)
-			if err != nil {
-				return err
-			}
-			if len(evs) == 0 {
-				break
-			}
-			for i := range evs {
-				e := &evs[i]
-				if !strings.HasPrefix(e.Stream, projections.OrderStreamPrefix) {
-					continue
-				}
-				a := states[e.Stream]
-				if a == nil {
-					a = &acc{}
-					states[e.Stream] = a
-				}
-				a.last, a.n = e.Revision, a.n+1
-				f, err := codec.DecodeFact(e.Type, e.Data)
-				if err != nil {
-					res.Undecoded++
-					continue
-				}
-				a.s, _ = domain.Evolve(rules, a.s, domain.Event{ID: e.ID, Revision: e.Revision, Fact: f})
-				res.Facts++
-			}
-			p := evs[len(evs)-1].Position
-			after = &p
-		}
-		next, err := bolt.OpenReadModel(*sink)
-		if err != nil {
-			return err
-		}
-		defer next.Close()
-		names := slices.Sorted(maps.Keys(states))
-		rows := make([]projections.Summary, 0, 1000)
-		for i, name := range names {
-			a := states[name]
-			rows = append(rows, projections.SummaryOf(name, a.last, a.n, a.s))
-			if len(rows) == cap(rows) || i == len(names)-1 {
-				if err := next.Put(ctx, rows); err != nil {
-					return err
-				}
-				rows = rows[:0]
+	err := eachPage(ctx, l, page, func(evs []domain.RecordedEvent) {
+		for i := range evs {
+			if _, err := codec.DecodeFact(evs[i].Type, evs[i].Data); err != nil {
+				res.Undecoded++
 			}
 		}
-		res.Orders = int64(len(names))
-		res.Elapsed = time.Since(start)
-	default:
-		return fmt.Errorf("unknown mode %q", *mode)
-	}
-	close(stopSampler)
-	sampled.Wait()
-	st, err := testenv.ProcStatus(os.Getpid())
+		res.Facts += int64(len(evs))
+	})
 	if err != nil {
 		return err
 	}
-	res.VmHWM, res.PeakAnon, res.RssFileEnd = st["VmHWM"], max(peakAnon.Load(), st["RssAnon"]), st["RssFile"]
-	return json.NewEncoder(out).Encode(res)
+	res.Elapsed = time.Since(start)
+	return nil
+}
+
+// replayPass replays into a new read model at a.sink, diffed against the
+// one at a.current if set, timing the sink's writes and the diff's lookups.
+func replayPass(ctx context.Context, l *bolt.Log, a childArgs, opened *closers, res *childResult) error {
+	next, err := bolt.OpenReadModelWith(a.sink, bolt.ReadModelOptions{NoSync: true})
+	if err != nil {
+		return err
+	}
+	opened.add(next)
+	sinkT := &timedSink{ReplaySink: next}
+	curT := &timedCurrent{}
+	opts := projections.ReplayOptions{Rules: domain.DefaultRules(), Sink: sinkT}
+	opts.Rules.Currency = benchCurrency
+	if a.current != "" {
+		cur, err := bolt.OpenReadModel(a.current)
+		if err != nil {
+			return err
+		}
+		opened.add(cur)
+		curT.ReadModel = cur
+		opts.Current = curT
+	}
+	rr, err := projections.Replay(ctx, l, opts)
+	if err != nil {
+		return err
+	}
+	if err := next.Sync(); err != nil { // as ledger replay does before the swap
+		return err
+	}
+	res.Facts, res.Orders, res.Changes, res.Elapsed = rr.Facts, rr.Orders, len(rr.Changes), rr.Elapsed
+	res.PutTime, res.PutCalls, res.LookupTime, res.LookupCalls = sinkT.d, sinkT.n, curT.d, curT.n
+	return nil
+}
+
+// orderAcc is one order's state in the scan-fold experiment.
+type orderAcc struct {
+	s    domain.State
+	last uint64
+	n    int
+}
+
+// scanFoldPass times the alternative design: one pass over the log in
+// position order, every order's state in memory, rows written at the end.
+func scanFoldPass(ctx context.Context, l *bolt.Log, a childArgs, opened *closers, res *childResult) error {
+	start := time.Now()
+	states, err := foldLog(ctx, l, a.page, res)
+	if err != nil {
+		return err
+	}
+	next, err := bolt.OpenReadModel(a.sink)
+	if err != nil {
+		return err
+	}
+	opened.add(next)
+	if err := putStates(ctx, next, states); err != nil {
+		return err
+	}
+	res.Orders = int64(len(states))
+	res.Elapsed = time.Since(start)
+	return nil
+}
+
+// foldLog folds every order stream's facts in log order, counting the
+// facts folded and those that did not decode.
+func foldLog(ctx context.Context, l *bolt.Log, page int, res *childResult) (map[string]*orderAcc, error) {
+	rules := domain.DefaultRules()
+	rules.Currency = benchCurrency
+	states := map[string]*orderAcc{}
+	err := eachPage(ctx, l, page, func(evs []domain.RecordedEvent) {
+		for i := range evs {
+			e := &evs[i]
+			if !strings.HasPrefix(e.Stream, projections.OrderStreamPrefix) {
+				continue
+			}
+			a := states[e.Stream]
+			if a == nil {
+				a = &orderAcc{}
+				states[e.Stream] = a
+			}
+			a.last, a.n = e.Revision, a.n+1
+			f, err := codec.DecodeFact(e.Type, e.Data)
+			if err != nil {
+				res.Undecoded++
+				continue
+			}
+			a.s, _ = domain.Evolve(rules, a.s, domain.Event{ID: e.ID, Revision: e.Revision, Fact: f})
+			res.Facts++
+		}
+	})
+	return states, err
+}
+
+// putStates writes one summary row per order, in stream order, 1,000 rows
+// a batch.
+func putStates(ctx context.Context, m *bolt.ReadModel, states map[string]*orderAcc) error {
+	names := slices.Sorted(maps.Keys(states))
+	rows := make([]projections.Summary, 0, 1000)
+	for i, name := range names {
+		a := states[name]
+		rows = append(rows, projections.SummaryOf(name, a.last, a.n, a.s))
+		if len(rows) == cap(rows) || i == len(names)-1 {
+			if err := m.Put(ctx, rows); err != nil {
+				return err
+			}
+			rows = rows[:0]
+		}
+	}
+	return nil
 }
 
 // child runs one phase in a fresh process of this binary.

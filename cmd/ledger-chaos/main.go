@@ -58,31 +58,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	var o options
-	fs := flag.NewFlagSet("ledger-chaos", flag.ContinueOnError)
-	fs.StringVar(&o.amqpURL, "amqp-url", testenv.BaseURL(), "broker; the run makes its own vhost with rabbitmqctl")
-	fs.IntVar(&o.orders, "orders", 30_000, "orders to publish (default mix of scenarios, about 3.3 messages each)")
-	fs.DurationVar(&o.duration, "duration", 150*time.Second, "how long the load lasts (orders are started evenly over it)")
-	fs.IntVar(&o.kills, "kills", 12, "kill -9 of the service during the load")
-	fs.IntVar(&o.brokerRestarts, "broker-restarts", 2, "rabbitmqctl stop_app / start_app of the whole broker during the load")
-	fs.DurationVar(&o.brokerDown, "broker-down", 5*time.Second, "how long the broker stays stopped each time")
-	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the plan and the fault times (0: pick one and print it)")
-	fs.StringVar(&o.ledgerBin, "ledger-bin", "", "ledger binary (default: go build ./cmd/ledger into a temp dir)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the vhost, the data dir and the service log")
-	fs.BoolVar(&o.verbose, "v", true, "progress on stderr")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseOptions(args)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if o.orders < 1 || o.duration <= 0 || o.kills < 0 || o.brokerRestarts < 0 {
-		return errors.New("orders must be positive, duration positive, kills and broker-restarts not negative")
-	}
-	if o.seed == 0 {
-		var b [8]byte
-		_, _ = crand.Read(b[:])
-		o.seed = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
 	}
 	start := time.Now()
 	fmt.Fprintf(out, "ledger-chaos: %d orders over %s, %d kill -9, %d broker restarts, seed %d\n",
@@ -135,6 +113,66 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
+	load, faults, err := underLoad(ctx, o, url, p)
+	if err != nil {
+		return fmt.Errorf("under load: %w (service log: %s)", err, logPath)
+	}
+	o.progress("load done: %d messages in %s; waiting for the ledger to go quiet", load.Messages, load.Elapsed.Round(time.Second))
+	if err := harness.WaitQuiet(ctx, url, p.URL(), 5*time.Minute); err != nil {
+		return err
+	}
+	if err := p.Stop(); err != nil {
+		return err
+	}
+
+	// The operator's own check first: `ledger replay --dry-run` on the files.
+	dry, dryErr := dryRun(ctx, bin, url, dataDir)
+	o.progress("verifying")
+	rep, err := harness.Verify(ctx, url, dataDir, load)
+	if err != nil {
+		return err
+	}
+	return writeVerdict(out, outcome{
+		load: load, faults: faults, rep: rep, dry: dry, dryErr: dryErr,
+		exits: p.UnexpectedExits(), logPath: logPath, start: start,
+	})
+}
+
+// parseOptions reads the flags, checks them and picks a seed if none was
+// given.
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("ledger-chaos", flag.ContinueOnError)
+	fs.StringVar(&o.amqpURL, "amqp-url", testenv.BaseURL(), "broker; the run makes its own vhost with rabbitmqctl")
+	fs.IntVar(&o.orders, "orders", 30_000, "orders to publish (default mix of scenarios, about 3.3 messages each)")
+	fs.DurationVar(&o.duration, "duration", 150*time.Second, "how long the load lasts (orders are started evenly over it)")
+	fs.IntVar(&o.kills, "kills", 12, "kill -9 of the service during the load")
+	fs.IntVar(&o.brokerRestarts, "broker-restarts", 2, "rabbitmqctl stop_app / start_app of the whole broker during the load")
+	fs.DurationVar(&o.brokerDown, "broker-down", 5*time.Second, "how long the broker stays stopped each time")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the plan and the fault times (0: pick one and print it)")
+	fs.StringVar(&o.ledgerBin, "ledger-bin", "", "ledger binary (default: go build ./cmd/ledger into a temp dir)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the vhost, the data dir and the service log")
+	fs.BoolVar(&o.verbose, "v", true, "progress on stderr")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.orders < 1 || o.duration <= 0 || o.kills < 0 || o.brokerRestarts < 0 {
+		return o, errors.New("orders must be positive, duration positive, kills and broker-restarts not negative")
+	}
+	if o.seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		o.seed = uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40
+	}
+	return o, nil
+}
+
+// underLoad runs the load against the service and injects the faults
+// while it lasts.
+func underLoad(ctx context.Context, o options, url string, p *testenv.Serve) (harness.Load, harness.Faults, error) {
 	loader := &harness.Loader{
 		URL:    url,
 		Orders: traffic.Plan(o.seed, o.orders, nil),
@@ -153,47 +191,46 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	faults, faultErr := injectFaults(ctx, o, p, loader)
 	res := <-loadDone
-	if err := errors.Join(faultErr, res.err); err != nil {
-		return fmt.Errorf("under load: %w (service log: %s)", err, logPath)
-	}
-	o.progress("load done: %d messages in %s; waiting for the ledger to go quiet", res.load.Messages, res.load.Elapsed.Round(time.Second))
-	if err := harness.WaitQuiet(ctx, url, p.URL(), 5*time.Minute); err != nil {
-		return err
-	}
-	if err := p.Stop(); err != nil {
-		return err
-	}
+	return res.load, faults, errors.Join(faultErr, res.err)
+}
 
-	// The operator's own check first: `ledger replay --dry-run` on the files.
-	dry, dryErr := dryRun(ctx, bin, url, dataDir)
-	o.progress("verifying")
-	rep, err := harness.Verify(ctx, url, dataDir, res.load)
-	if err != nil {
-		return err
-	}
+// outcome is what a run found, for its closing report.
+type outcome struct {
+	load    harness.Load
+	faults  harness.Faults
+	rep     harness.Report
+	dry     string // the first line `ledger replay --dry-run` printed
+	dryErr  error
+	exits   []string // the service's exits neither Stop nor Kill asked for
+	logPath string
+	start   time.Time
+}
 
+// writeVerdict prints the table and the figures under it, and returns an
+// error naming every check that failed.
+func writeVerdict(out io.Writer, v outcome) error {
 	fmt.Fprintln(out)
-	if err := harness.WriteTable(out, res.load, faults, rep); err != nil {
+	if err := harness.WriteTable(out, v.load, v.faults, v.rep); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "ledger replay --dry-run: %s\n", dry)
-	recs := make([]string, len(faults.Recoveries))
-	for i, d := range faults.Recoveries {
+	fmt.Fprintf(out, "ledger replay --dry-run: %s\n", v.dry)
+	recs := make([]string, len(v.faults.Recoveries))
+	for i, d := range v.faults.Recoveries {
 		recs[i] = d.Round(100 * time.Millisecond).String()
 	}
 	fmt.Fprintf(out, "recoveries to readyz 200: %s\n", strings.Join(recs, " "))
-	fmt.Fprintf(out, "total wall time %s\n", time.Since(start).Round(time.Second))
+	fmt.Fprintf(out, "total wall time %s\n", time.Since(v.start).Round(time.Second))
 
-	fails := rep.Failures()
-	if dryErr != nil {
-		fails = append(fails, dryErr.Error())
+	fails := v.rep.Failures()
+	if v.dryErr != nil {
+		fails = append(fails, v.dryErr.Error())
 	}
-	fails = append(fails, p.UnexpectedExits()...)
+	fails = append(fails, v.exits...)
 	if len(fails) > 0 {
-		for _, pr := range rep.Problems {
+		for _, pr := range v.rep.Problems {
 			fmt.Fprintln(out, "  detail:", pr)
 		}
-		return fmt.Errorf("FAILED: %s (service log: %s; rerun with -keep to keep it)", strings.Join(fails, "; "), logPath)
+		return fmt.Errorf("FAILED: %s (service log: %s; rerun with -keep to keep it)", strings.Join(fails, "; "), v.logPath)
 	}
 	fmt.Fprintln(out, "PASS: no fact lost or duplicated, every outbound message delivered under its deterministic id")
 	return nil
