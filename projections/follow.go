@@ -9,9 +9,6 @@ import (
 	"github.com/bookworm-ledger/ledger/domain"
 )
 
-// OrderStreamPrefix is the prefix of every order stream.
-const OrderStreamPrefix = "order-"
-
 // Observer receives what projections do, for metrics and logs; the
 // projections themselves never log. Nil methods are fine: use NopObserver.
 type Observer interface {
@@ -101,7 +98,7 @@ type item struct {
 func (f *follower) session(ctx context.Context, after *domain.Position, handle batchFunc) (*domain.Position, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sub, err := f.log.Subscribe(sctx, domain.SubscribeOptions{After: after, StreamPrefix: OrderStreamPrefix})
+	sub, err := f.log.Subscribe(sctx, domain.SubscribeOptions{After: after, StreamPrefix: domain.StreamPrefix})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", f.name, err)
 	}

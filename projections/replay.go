@@ -225,7 +225,7 @@ func (r *replay) foldAll(ctx context.Context) error {
 
 // fold applies one event of the log to its order's fold.
 func (r *replay) fold(ctx context.Context, re domain.RecordedEvent) error {
-	if !strings.HasPrefix(re.Stream, OrderStreamPrefix) {
+	if !strings.HasPrefix(re.Stream, domain.StreamPrefix) {
 		return nil
 	}
 	rf := r.cache[re.Stream]

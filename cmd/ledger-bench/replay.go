@@ -418,7 +418,7 @@ func foldLog(ctx context.Context, l *bolt.Log, page int, res *childResult) (map[
 	err := eachPage(ctx, l, page, func(evs []domain.RecordedEvent) {
 		for i := range evs {
 			e := &evs[i]
-			if !strings.HasPrefix(e.Stream, projections.OrderStreamPrefix) {
+			if !strings.HasPrefix(e.Stream, domain.StreamPrefix) {
 				continue
 			}
 			a := states[e.Stream]

@@ -343,7 +343,7 @@ func (a *app) streamsCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&prefix, "prefix", "order-", "only streams starting with this")
+	cmd.Flags().StringVar(&prefix, "prefix", domain.StreamPrefix, "only streams starting with this")
 	cmd.Flags().StringVar(&after, "after", "", "list streams after this name (paging)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "streams per page")
 	return cmd

@@ -175,7 +175,7 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 	}
 	expected := map[string][]string{}
 	for stream, evs := range streams {
-		if !strings.HasPrefix(stream, projections.OrderStreamPrefix) {
+		if !strings.HasPrefix(stream, domain.StreamPrefix) {
 			continue
 		}
 		rep := projections.AuditEvents(Rules, Outbound, stream, evs)
