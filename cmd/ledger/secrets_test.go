@@ -136,8 +136,7 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 
 			// A lost connection: the reconnect path logs too.
 			require.NoError(t, testenv.CloseConnections(context.Background(), vhost, "secrets test"))
-			_, err = in.WaitReady(context.Background(), 60*time.Second)
-			require.NoError(t, err)
+			waitReconnected(t, in, 1)
 
 			require.NoError(t, harness.WaitQuiet(context.Background(), guestURL, base, 60*time.Second))
 			stopLedger(t, in)
