@@ -589,15 +589,8 @@ func (m *machine) cancelled(e *Event) (Disposition, string) {
 			m.s.FullName, m.s.Email = prevName, prevEmail
 		}
 		return d, why
-	case StatusChargeback:
-		m.flag(e, "cancel during a chargeback: the money was already paid back by the chargeback")
-		return DispIgnored, "order is charged back"
-	case StatusRefunding:
-		return DispIgnored, "refund already in progress"
-	case StatusRefunded:
-		return DispIgnored, "order already refunded"
 	}
-	return DispIgnored, whyClosed
+	return m.noRefund(e, st, "cancel")
 }
 
 // refundRequested refunds the amount asked, or all that is still captured.
@@ -613,8 +606,16 @@ func (m *machine) refundRequested(e *Event) (Disposition, string) {
 			amount = f.Amount
 		}
 		return m.requestRefund(e, amount, "", "")
+	}
+	return m.noRefund(e, st, "refund requested")
+}
+
+// noRefund says why an order in st starts no refund for what (a cancel
+// or a refund request).
+func (m *machine) noRefund(e *Event, st Status, what string) (Disposition, string) {
+	switch st {
 	case StatusChargeback:
-		m.flag(e, "refund requested during a chargeback: the money was already paid back by the chargeback")
+		m.flag(e, what+" during a chargeback: the money was already paid back by the chargeback")
 		return DispIgnored, "order is charged back"
 	case StatusRefunding:
 		return DispIgnored, "refund already in progress"
