@@ -11,6 +11,7 @@ import (
 
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 )
 
 // ceilingResult is the broker's own throughput through one queue type.
@@ -120,12 +121,12 @@ func brokerCeiling(ctx context.Context, o options, url, queueType string) (ceili
 
 	warmup := min(2*time.Second, o.ceilingDur/4)
 	o.progress("ceiling %s: warming up %s", queueType, warmup)
-	if err := sleepCtx(ctx, warmup); err != nil {
+	if err := testenv.Sleep(ctx, warmup); err != nil {
 		stopPub()
 		return res, err
 	}
 	p0, a0, t0 := pub.confirmed.Load(), acked.Load(), time.Now()
-	if err := sleepCtx(ctx, o.ceilingDur); err != nil {
+	if err := testenv.Sleep(ctx, o.ceilingDur); err != nil {
 		stopPub()
 		return res, err
 	}
@@ -150,15 +151,4 @@ func brokerCeiling(ctx context.Context, o options, url, queueType string) (ceili
 	}
 	o.progress("ceiling %s: %.0f published/s, %.0f acked/s", queueType, res.published, res.acked)
 	return res, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -451,7 +451,7 @@ func (e *e2eRun) drain(ctx context.Context, what string, limit time.Duration) er
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: %d facts still without their command after %s", what, e.tr.inflight.Load(), limit)
 		}
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+		if err := testenv.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -466,12 +466,12 @@ func (e *e2eRun) throughput(ctx context.Context, res *e2eResult) error {
 	pctx, stopPub := context.WithCancel(ctx)
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- e.closedLoop(pctx) }()
-	if err := sleepCtx(ctx, o.e2eWarmup); err != nil {
+	if err := testenv.Sleep(ctx, o.e2eWarmup); err != nil {
 		stopPub()
 		return err
 	}
 	s0 := e.tr.snap(e.pub)
-	if err := sleepCtx(ctx, o.e2eDur); err != nil {
+	if err := testenv.Sleep(ctx, o.e2eDur); err != nil {
 		stopPub()
 		return err
 	}
@@ -543,7 +543,7 @@ func (e *e2eRun) paced(ctx context.Context, start time.Time, interval time.Durat
 				return sent, err
 			}
 		}
-		if err := sleepCtx(ctx, 200*time.Microsecond); err != nil {
+		if err := testenv.Sleep(ctx, 200*time.Microsecond); err != nil {
 			return sent, err
 		}
 	}

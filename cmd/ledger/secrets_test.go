@@ -52,16 +52,8 @@ func brokerUser(t *testing.T, vhostURL, secret string) (string, string) {
 	require.NoError(t, err)
 	u.User = url.UserPassword(user, secret)
 	secretURL := u.String()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := amqp.Dial(secretURL)
-		if err == nil {
-			c.Close()
-			return secretURL, user
-		}
-		require.True(t, time.Now().Before(deadline), "dial as %s: %v", user, err)
-		time.Sleep(100 * time.Millisecond)
-	}
+	require.NoError(t, testenv.WaitDial(ctx, secretURL, 10*time.Second), "dial as %s", user)
+	return secretURL, user
 }
 
 // anyEmail is wider than the scrubber's pattern on purpose.

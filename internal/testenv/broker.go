@@ -65,7 +65,7 @@ func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (st
 		if time.Now().After(deadline) {
 			return "", err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := Sleep(ctx, time.Second); err != nil {
 			return "", err
 		}
 	}
@@ -77,20 +77,28 @@ func CreateVhost(ctx context.Context, base, name string, wait time.Duration) (st
 	u.RawPath = ""
 	vu := u.String()
 	// Permissions take a moment to reach the connection layer.
-	deadline := time.Now().Add(30 * time.Second)
+	if err := WaitDial(ctx, vu, 30*time.Second); err != nil {
+		_ = DeleteVhost(context.WithoutCancel(ctx), name)
+		return "", fmt.Errorf("connect to fresh vhost %s: %w", name, err)
+	}
+	return vu, nil
+}
+
+// WaitDial waits until amqpURL accepts a connection (new users and
+// permissions take a moment to reach the broker's connection layer), for
+// at most wait.
+func WaitDial(ctx context.Context, amqpURL string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
 	for {
-		c, err := amqp.Dial(vu)
+		c, err := amqp.Dial(amqpURL)
 		if err == nil {
-			c.Close()
-			return vu, nil
+			return c.Close()
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			_ = DeleteVhost(context.WithoutCancel(ctx), name)
-			return "", fmt.Errorf("connect to fresh vhost %s: %w", name, err)
+		if time.Now().After(deadline) {
+			return err
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			_ = DeleteVhost(context.WithoutCancel(ctx), name)
-			return "", err
+		if err := Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }
@@ -167,8 +175,8 @@ func Describe(d amqp.Delivery) string {
 	return fmt.Sprintf("%s %s id=%s %s", d.Exchange, d.RoutingKey, d.MessageId, d.Body)
 }
 
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d or until ctx ends.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
