@@ -22,7 +22,8 @@ import (
 // expectation. Losing a race shows up as a server-side wrong expected
 // version; the stream is rescanned, so a concurrent identical append is a
 // duplicate, not a conflict, and Any and StreamExists try again.
-func (l *Log) Append(ctx context.Context, stream string, expected domain.ExpectedRevision, events ...domain.EventData) (domain.AppendResult, error) {
+func (l *Log) Append(ctx context.Context, stream string, expected domain.ExpectedRevision, events ...domain.EventData) (_ domain.AppendResult, err error) {
+	defer recoverClosed(&err)
 	out, err := l.appendOnce(ctx, stream, expected, events)
 	if err != nil {
 		return domain.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)

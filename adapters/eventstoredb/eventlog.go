@@ -87,9 +87,13 @@ func (l *Log) current() (*esdb.Client, error) {
 
 // fail classifies err. A client whose discovery failed is closed for good
 // (ErrorCodeConnectionClosed on every later call); it is replaced so the
-// next call can connect again.
+// next call can connect again. The call that met the failed discovery
+// itself gets "maximum discovery attempt count reached" (the client has
+// already marked itself closed): it replaces the client too, at once,
+// because calls blocked on the dead client are set free only by closing
+// it (see recoverClosed), and they may be every caller there is.
 func (l *Log) fail(c *esdb.Client, err error) error {
-	if isCode(err, esdb.ErrorCodeConnectionClosed) {
+	if isCode(err, esdb.ErrorCodeConnectionClosed) || discoveryFailed(err) {
 		l.mu.Lock()
 		if !l.closed && l.client == c {
 			if fresh, nerr := esdb.NewClient(l.conf); nerr == nil {
@@ -101,6 +105,12 @@ func (l *Log) fail(c *esdb.Client, err error) error {
 		l.mu.Unlock()
 	}
 	return classify(err)
+}
+
+// discoveryFailed reports the error of the call that ended a client's
+// connection loop. The client gives it no code of its own.
+func discoveryFailed(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "maximum discovery attempt count reached")
 }
 
 // Close closes the subscriptions and the connection.
@@ -122,7 +132,8 @@ func (l *Log) Close() error {
 }
 
 // ReadStream implements domain.EventLog.
-func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir domain.Direction, max int) ([]domain.RecordedEvent, error) {
+func (l *Log) ReadStream(ctx context.Context, stream string, from uint64, dir domain.Direction, max int) (_ []domain.RecordedEvent, err error) {
+	defer recoverClosed(&err)
 	c, err := l.current()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
@@ -180,7 +191,8 @@ func (l *Log) read(ctx context.Context, c *esdb.Client, open func() (*esdb.ReadS
 // ReadAll implements domain.EventLog: pages through $all forwards (the
 // server's start is inclusive, the port's is exclusive) and drops system
 // events.
-func (l *Log) ReadAll(ctx context.Context, after *domain.Position, max int) ([]domain.RecordedEvent, error) {
+func (l *Log) ReadAll(ctx context.Context, after *domain.Position, max int) (_ []domain.RecordedEvent, err error) {
+	defer recoverClosed(&err)
 	c, err := l.current()
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
@@ -225,7 +237,8 @@ func (l *Log) ReadAll(ctx context.Context, after *domain.Position, max int) ([]d
 // Head implements domain.EventLog: the last non-system event, since only
 // those are ever delivered (a consumer waiting to reach the head of a real
 // log would otherwise wait for a $statsCollected event forever).
-func (l *Log) Head(ctx context.Context) (domain.Position, bool, error) {
+func (l *Log) Head(ctx context.Context) (_ domain.Position, _ bool, err error) {
+	defer recoverClosed(&err)
 	c, err := l.current()
 	if err != nil {
 		return domain.Position{}, false, fmt.Errorf("head: %w", err)

@@ -33,9 +33,12 @@ func (l *Log) subscribeAll(ctx context.Context, c *esdb.Client, after *domain.Po
 	}
 	ch := make(chan result, 1)
 	go func() {
+		var sub *esdb.Subscription
+		var err error
+		defer func() { ch <- result{sub, err} }()
+		defer recoverClosed(&err)
 		// The subscription outlives ctx: it ends with Close.
-		sub, err := c.SubscribeToAll(context.WithoutCancel(ctx), esdb.SubscribeToAllOptions{From: from, Filter: streamFilter(prefix)})
-		ch <- result{sub, err}
+		sub, err = c.SubscribeToAll(context.WithoutCancel(ctx), esdb.SubscribeToAllOptions{From: from, Filter: streamFilter(prefix)})
 	}()
 	select {
 	case r := <-ch:
@@ -182,7 +185,8 @@ func (s *subscription) Close() error {
 // $all: distinct stream names with their highest revision, until the
 // server says caught up (or reports a position at the head of the log,
 // for servers older than 23.10 that send no caught-up).
-func (l *Log) ListStreams(ctx context.Context, prefix, after string, limit int) ([]domain.StreamInfo, error) {
+func (l *Log) ListStreams(ctx context.Context, prefix, after string, limit int) (_ []domain.StreamInfo, err error) {
+	defer recoverClosed(&err)
 	c, err := l.current()
 	if err != nil {
 		return nil, fmt.Errorf("list streams: %w", err)

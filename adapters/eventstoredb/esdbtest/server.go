@@ -69,7 +69,14 @@ type Server struct {
 	faults map[string][]fault
 	subs   int // open subscriptions (for tests)
 
-	closeOnce sync.Once
+	// runMu guards serving: Stop and Restart take the server down and up
+	// again on the same address, keeping the data.
+	runMu      sync.Mutex
+	addr       string // fixed by the first listen
+	srvOpts    []grpc.ServerOption
+	noFeatures bool
+	running    bool
+	closed     bool
 }
 
 type fault struct {
@@ -134,18 +141,11 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		}
 		srvOpts = append(srvOpts, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	s.srvOpts, s.noFeatures, s.addr = srvOpts, o.noFeatures, "127.0.0.1:0"
+	if err := s.serve(); err != nil {
 		s.removeTmp()
-		return nil, fmt.Errorf("esdbtest: listen: %w", err)
+		return nil, err
 	}
-	s.lis = newListener(lis)
-	s.grpc = grpc.NewServer(srvOpts...)
-	api.RegisterStreamsServer(s.grpc, &streamsServer{s: s})
-	if !o.noFeatures {
-		sf.RegisterServerFeaturesServer(s.grpc, featuresServer{})
-	}
-	go func() { _ = s.grpc.Serve(s.lis) }()
 	go func() {
 		<-ctx.Done()
 		s.Close()
@@ -165,8 +165,31 @@ func MustStart(tb testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// Addr is host:port.
-func (s *Server) Addr() string { return s.lis.Addr().String() }
+// serve listens on s.addr and serves; runMu held or not yet shared.
+func (s *Server) serve() error {
+	lis, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("esdbtest: listen: %w", err)
+	}
+	s.addr = lis.Addr().String()
+	s.lis = newListener(lis)
+	s.grpc = grpc.NewServer(s.srvOpts...)
+	api.RegisterStreamsServer(s.grpc, &streamsServer{s: s})
+	if !s.noFeatures {
+		sf.RegisterServerFeaturesServer(s.grpc, featuresServer{})
+	}
+	s.running = true
+	srv, l := s.grpc, s.lis
+	go func() { _ = srv.Serve(l) }()
+	return nil
+}
+
+// Addr is host:port; it stays the same across Stop and Restart.
+func (s *Server) Addr() string {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	return s.addr
+}
 
 // ConnectionString is the esdb:// URL the official client connects with.
 func (s *Server) ConnectionString() string {
@@ -184,11 +207,46 @@ func (s *Server) CAFile() string { return s.caFile }
 // has closed its connection, so a call made after Close fails with
 // Unavailable (connection refused) rather than a bare EOF.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		s.lis.shutdown()
-		s.grpc.Stop()
-		s.removeTmp()
-	})
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.stopLocked()
+	s.removeTmp()
+}
+
+// Stop takes the server down as Close does (clients see it unavailable),
+// but keeps its data and address for Restart: an outage of the store.
+func (s *Server) Stop() {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stopLocked() {
+	if !s.running {
+		return
+	}
+	s.running = false
+	s.lis.shutdown()
+	s.grpc.Stop()
+}
+
+// Restart serves again, after Stop, on the same address with the same
+// data (a client reconnects by itself). It fails after Close, or when the
+// port was taken meanwhile.
+func (s *Server) Restart() error {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	if s.closed {
+		return errors.New("esdbtest: restart of a closed server")
+	}
+	if s.running {
+		return nil
+	}
+	return s.serve()
 }
 
 // FailNext makes the next call of method ("Append" or "Read") fail with
