@@ -6,7 +6,7 @@ PKGS := ./...
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 5m
 
-.PHONY: all build run test test-go fuzz-short fuzz bench demo chaos lint specs-deps specs-validate \
+.PHONY: all build run test test-go fuzz-short fuzz bench demo chaos chaos-poison lint specs-deps specs-validate \
         broker browser up down clean
 
 all: build
@@ -59,9 +59,14 @@ bench: broker build
 demo: broker build
 	./$(BIN) simulate $(ARGS)
 
-## chaos: kill -9 and broker restarts under load; prints the loss/duplicate table
+## chaos: kill -9 and broker restarts under load, then the poison run; prints the loss/duplicate tables
 chaos: broker build
 	$(GO) run ./cmd/ledger-chaos $(ARGS)
+	$(MAKE) chaos-poison
+
+## chaos-poison: 10,000 orders, 1% of them over-large (unpublishable to AccelByte), 12 kill -9
+chaos-poison: broker build
+	$(GO) run ./cmd/ledger-chaos -orders 10000 -duration 60s -poison-every 100 -broker-restarts 0 $(POISON_ARGS)
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v '^specs/validate/node_modules' )" || (gofmt -l . ; exit 1)

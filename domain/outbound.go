@@ -86,11 +86,33 @@ func MessageID(stream string, revision uint64, kind string) string {
 // ErrNoOrder is returned by Intents for a state without an order.
 var ErrNoOrder = errors.New("no order in state")
 
+// UnbuildableError says one message of a transition can never be built
+// (e.g. a total outside the AccelByte int32 price): the transition's other
+// message is still built. It matches its cause (errors.Is(err,
+// ErrAmountOverflow)). A publisher parks the message's lane of the order.
+type UnbuildableError struct {
+	OrderID   string
+	Kind      OutboundKind
+	Name      string // "orderCreated"
+	MessageID string // the id it would have carried
+	Err       error
+}
+
+func (e *UnbuildableError) Error() string {
+	return fmt.Sprintf("%s %s %s cannot be built: %v", e.Kind, e.Name, e.MessageID, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *UnbuildableError) Unwrap() error { return e.Err }
+
 // Intents returns the messages transition t of the order in state s (the
 // state after the event) asks to publish: the AccelByte event first, then
 // the BookWorm command. Their Body is not rendered yet. cfg is checked here,
-// so a bad setting fails before anything is sent. The error is permanent
-// (e.g. a total outside int32, an unknown command).
+// so a bad setting fails before anything is sent. Errors are permanent. A
+// message that cannot be built (a total outside int32 for AccelByte, an
+// unknown command) comes back as an *UnbuildableError (two of them joined
+// with errors.Join) beside the messages that could be built; any other
+// error (no order, a bad cfg) fails the whole transition and returns none.
 func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbound, error) {
 	if t.AccelByte == "" && t.Command == "" {
 		return nil, nil
@@ -101,12 +123,6 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("intents for %s: %w", stream, err)
 	}
-	if t.AccelByte != "" && (s.Total < 0 || s.Total > math.MaxInt32) {
-		return nil, fmt.Errorf("intents for %s: %w: total %d minor units outside the int32 AccelByte price range", stream, ErrAmountOverflow, s.Total)
-	}
-	if t.Command != "" && !isCommand(t.Command) {
-		return nil, fmt.Errorf("intents for %s: unknown command %q", stream, t.Command)
-	}
 	corr := s.OrderID // BookWorm's saga correlation
 	if c, ok := CanonicalUUID(t.Cause.CorrelationID); ok {
 		corr = c
@@ -115,21 +131,38 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 		Order: OrderSnapshot{BasketID: s.BasketID, FullName: s.FullName, Email: s.Email, Total: s.Total},
 		From:  t.From, To: t.To, StatusReason: t.Reason}
 	out := make([]Outbound, 0, 2)
+	var errs []error
 	if t.AccelByte != "" {
 		o := base
 		o.Kind, o.Name = KindAccelByte, t.AccelByte
 		o.MessageID = MessageID(stream, t.Cause.Revision, string(KindAccelByte)+":"+t.AccelByte)
 		o.Exchange, o.RoutingKey = AccelByteExchange, t.AccelByte
-		out = append(out, o)
+		if s.Total < 0 || s.Total > math.MaxInt32 {
+			errs = append(errs, &UnbuildableError{OrderID: o.OrderID, Kind: o.Kind, Name: o.Name, MessageID: o.MessageID,
+				Err: fmt.Errorf("intents for %s: %w: total %d minor units outside the int32 AccelByte price range", stream, ErrAmountOverflow, s.Total)})
+		} else {
+			out = append(out, o)
+		}
 	}
 	if t.Command != "" {
 		o := base
 		o.Kind, o.Name = KindBookWorm, t.Command
 		o.MessageID = MessageID(stream, t.Cause.Revision, string(KindBookWorm)+":"+t.Command)
 		o.Exchange = CommandExchange(t.Command)
-		out = append(out, o)
+		if !isCommand(t.Command) {
+			errs = append(errs, &UnbuildableError{OrderID: o.OrderID, Kind: o.Kind, Name: o.Name, MessageID: o.MessageID,
+				Err: fmt.Errorf("intents for %s: unknown command %q", stream, t.Command)})
+		} else {
+			out = append(out, o)
+		}
 	}
-	return out, nil
+	switch len(errs) {
+	case 0:
+		return out, nil
+	case 1:
+		return out, errs[0]
+	}
+	return out, errors.Join(errs...)
 }
 
 func isCommand(name string) bool {
@@ -138,4 +171,37 @@ func isCommand(name string) bool {
 		return true
 	}
 	return false
+}
+
+// Refusal is one message a publisher could not get accepted. Permanent
+// means retrying it the same way cannot succeed (returned as unroutable,
+// the exchange is missing); otherwise (nacked) a later attempt may.
+type Refusal struct {
+	MessageID string
+	Permanent bool
+	Err       error
+}
+
+// RefusedError is a publisher's answer when the broker refused some of a
+// call's messages: every message not listed was confirmed.
+type RefusedError struct {
+	Refusals []Refusal
+}
+
+func (e *RefusedError) Error() string {
+	if len(e.Refusals) == 1 {
+		return fmt.Sprintf("message %s refused: %v", e.Refusals[0].MessageID, e.Refusals[0].Err)
+	}
+	return fmt.Sprintf("%d messages refused, first %s: %v", len(e.Refusals), e.Refusals[0].MessageID, e.Refusals[0].Err)
+}
+
+// Unwrap lets errors.Is match the refusals' causes.
+func (e *RefusedError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Refusals))
+	for _, r := range e.Refusals {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	return errs
 }

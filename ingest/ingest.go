@@ -1,7 +1,28 @@
 // Package ingest is the ledger's way in: it turns an inbound message into a
 // fact, appends the fact to its order's stream and classifies the outcome
 // once, so that the broker adapter only has to map a class onto an ack, a
-// dead letter or a redelivery.
+// dead letter or a wait.
+//
+// The three failure classes, each decided once:
+//   - invalid input (decoding, validation, an event the store calls
+//     invalid): Invalid, dead-lettered at once and never appended;
+//   - permanent for one order: Refused, when the store will never take
+//     this order's stream again (an EventStoreDB stream that was
+//     tombstoned: ErrStreamNotFound on an append with any revision). The
+//     message is dead-lettered with reason "stream deleted" so an operator
+//     can look at it and re-drive it; every other order goes on;
+//   - transient: Transient, everything else the store reports (unavailable,
+//     closing, a failed commit such as a full disk, access denied, an error
+//     it did not classify). The broker adapter holds such messages and
+//     tries again until they are stored, however long that takes: a real
+//     financial fact is never dead-lettered because the store was down.
+//     An unknown error is transient on purpose: waiting is visible (the
+//     ingest pause shows on /readyz) and loses nothing, a dead letter would
+//     turn a fact into an operator's chore.
+//
+// Within a batch, once a message of an order fails transiently, the later
+// messages of that order are not tried: they are Transient too, so the
+// order's facts are appended in arrival order when the store is back.
 package ingest
 
 import (
@@ -100,6 +121,10 @@ const (
 	// Transient: the store is unavailable or closing; deliver it again
 	// later (the deterministic event id makes the retry harmless).
 	Transient
+	// Refused: the store will never take this order's stream (it was
+	// deleted for good): permanent for this one order; dead-letter it,
+	// go on with the others.
+	Refused
 )
 
 func (c Class) String() string {
@@ -112,6 +137,8 @@ func (c Class) String() string {
 		return "invalid"
 	case Transient:
 		return "transient"
+	case Refused:
+		return "refused"
 	}
 	return fmt.Sprintf("class(%d)", uint8(c))
 }
@@ -122,6 +149,14 @@ type Outcome struct {
 	Reason string // short, for headers and metric labels: "invalid message", "store unavailable"
 	Err    error
 }
+
+// Outcome reasons.
+const (
+	ReasonInvalidMessage   = "invalid message"
+	ReasonInvalidEvent     = "invalid event"
+	ReasonStreamDeleted    = "stream deleted"
+	ReasonStoreUnavailable = "store unavailable"
+)
 
 // Observer is told the class of every message handled.
 type Observer interface {
@@ -159,7 +194,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []Message) []Outcome {
 	for i, m := range msgs {
 		p, err := Prepare(m, in.Currency, now())
 		if err != nil {
-			outcomes[i] = Outcome{Class: Invalid, Reason: "invalid message", Err: err}
+			outcomes[i] = Outcome{Class: Invalid, Reason: ReasonInvalidMessage, Err: err}
 			continue
 		}
 		if _, ok := byStream[p.Stream]; !ok {
@@ -176,8 +211,19 @@ func (in *Ingester) Handle(ctx context.Context, msgs []Message) []Outcome {
 	for _, st := range streams {
 		items := byStream[st]
 		g.Go(func() error {
+			var blocked *Outcome
 			for _, it := range items {
+				if blocked != nil {
+					// Keep the order's arrival order: nothing of it is
+					// appended past a message that is still to be stored.
+					outcomes[it.idx] = Outcome{Class: Transient, Reason: blocked.Reason,
+						Err: fmt.Errorf("behind an earlier message of %s: %w", it.p.Stream, blocked.Err)}
+					continue
+				}
 				outcomes[it.idx] = in.Append(ctx, it.p)
+				if outcomes[it.idx].Class == Transient {
+					blocked = &outcomes[it.idx]
+				}
 			}
 			return nil
 		})
@@ -200,8 +246,12 @@ func (in *Ingester) Append(ctx context.Context, p Prepared) Outcome {
 	case err == nil:
 		return Outcome{Class: Stored}
 	case errors.Is(err, domain.ErrInvalidEvent):
-		return Outcome{Class: Invalid, Reason: "invalid event", Err: fmt.Errorf("append to %s: %w", p.Stream, err)}
+		return Outcome{Class: Invalid, Reason: ReasonInvalidEvent, Err: fmt.Errorf("append to %s: %w", p.Stream, err)}
+	case errors.Is(err, domain.ErrStreamNotFound):
+		// An append with any revision creates a missing stream; only a
+		// stream deleted for good refuses it, and will refuse it forever.
+		return Outcome{Class: Refused, Reason: ReasonStreamDeleted, Err: fmt.Errorf("append to %s: %w", p.Stream, err)}
 	default:
-		return Outcome{Class: Transient, Reason: "store unavailable", Err: fmt.Errorf("append to %s: %w", p.Stream, err)}
+		return Outcome{Class: Transient, Reason: ReasonStoreUnavailable, Err: fmt.Errorf("append to %s: %w", p.Stream, err)}
 	}
 }

@@ -57,6 +57,9 @@ type AuditReport struct {
 	Final   Summary      `json:"final"`
 	Held    []AuditNote  `json:"held,omitempty"`
 	Ignored []AuditNote  `json:"ignored,omitempty"`
+	// Parked are the order's lanes the lifecycle publisher set aside.
+	// Audit reads only the log: the caller fills it (ParkedOf).
+	Parked []Parked `json:"parked,omitempty"`
 }
 
 // AuditNote names a fact still held, or ignored, and why.

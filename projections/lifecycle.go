@@ -2,8 +2,10 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
@@ -36,14 +38,27 @@ type LifecycleConfig struct {
 	CheckpointEvery time.Duration
 	RetryMin        time.Duration // default 100ms
 	RetryMax        time.Duration // default 10s
-	Observer        Observer
+	// NackAttempts is how many times a message the broker nacks is
+	// published before its lane is parked (default 5).
+	NackAttempts int
+	// Parking keeps the parked lanes. Required; when nil, the checkpoint
+	// store is used if it is a ParkStore (the bolt read model is).
+	Parking  ParkStore
+	Clock    Clock // ParkedAt; default time.Now
+	Observer Observer
 }
 
 // Lifecycle folds every order stream and publishes, for each transition,
 // the AccelByte event and the BookWorm command it causes. Batches are
 // published in a pipeline, but the checkpoint only ever moves to the end of
-// a batch whose messages, and every earlier batch's, the broker confirmed:
-// after a crash it publishes again from there, with the same message ids.
+// a batch whose messages, and every earlier batch's, the broker confirmed
+// or set aside in a parked lane: after a crash it publishes again from
+// there, with the same message ids.
+//
+// A message that cannot be built, or that the broker refuses for good,
+// parks its lane (the order's AccelByte events, or its BookWorm commands):
+// the lane's later messages are held, every other lane goes on, and
+// RetryParked publishes the held ones after a fix. See specs/lifecycle.md.
 //
 // Only one Lifecycle may run at a time across instances; Run's caller holds
 // the lease.
@@ -56,13 +71,32 @@ type Lifecycle struct {
 
 	inflight   chan *flight
 	publishing sync.WaitGroup // the publish goroutines of batches in flight
+
+	// mu serializes handle and RetryParked, so a retry sees exactly the
+	// facts handle has seen and none of a lane's messages slips between.
+	mu      sync.Mutex
+	running bool
+	handled *domain.Position // last fact handled (or the checkpoint at start)
+
+	// pmu guards parked; a park is stored and set here in one step.
+	pmu     sync.Mutex
+	parked  map[lane]Parked
+	nparked atomic.Int32 // len(parked), read without pmu on the hot path
 }
 
 // flight is one batch on its way to the broker.
 type flight struct {
 	pos  domain.Position
+	msgs []domain.Outbound
+	srcs []source // aligned with msgs
 	done chan struct{}
 	ok   bool
+}
+
+// source is the fact a message was caused by: a park starts there.
+type source struct {
+	stream string
+	rev    uint64
 }
 
 // NewLifecycle builds a lifecycle publisher.
@@ -88,16 +122,26 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 10 * time.Second
 	}
+	if cfg.NackAttempts <= 0 {
+		cfg.NackAttempts = 5
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if ps, ok := cps.(ParkStore); ok && cfg.Parking == nil {
+		cfg.Parking = ps
+	}
 	return &Lifecycle{log: log, pub: pub, cps: cps, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize)}
 }
 
 // Run publishes until ctx is done. It returns nil on cancellation and an
 // error only when it cannot start.
 func (l *Lifecycle) Run(ctx context.Context) error {
-	after, err := l.cps.Checkpoint(ctx, LifecycleName)
+	after, err := l.start(ctx)
 	if err != nil {
-		return fmt.Errorf("load %s checkpoint: %w", LifecycleName, err)
+		return err
 	}
+	defer l.stop()
 	l.inflight = make(chan *flight, l.cfg.InFlight)
 	committed := make(chan struct{})
 	go func() {
@@ -113,22 +157,48 @@ func (l *Lifecycle) Run(ctx context.Context) error {
 	return err
 }
 
-// handle folds a batch and starts publishing its messages; the committer
-// moves the checkpoint once they are confirmed.
-func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) error {
-	var out []domain.Outbound
-	for _, re := range batch {
-		msgs, err := l.react(ctx, re)
-		if err != nil {
-			l.states.reset() // folds may be ahead of what was handled
-			return err
-		}
-		out = append(out, msgs...)
+// start loads the checkpoint and the parked lanes.
+func (l *Lifecycle) start(ctx context.Context) (*domain.Position, error) {
+	if l.cfg.Parking == nil {
+		return nil, fmt.Errorf("%s: no ParkStore configured", LifecycleName)
 	}
-	fl := &flight{pos: batch[len(batch)-1].Position, done: make(chan struct{})}
+	after, err := l.cps.Checkpoint(ctx, LifecycleName)
+	if err != nil {
+		return nil, fmt.Errorf("load %s checkpoint: %w", LifecycleName, err)
+	}
+	lanes, err := l.cfg.Parking.ListParked(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load parked lanes: %w", err)
+	}
+	l.pmu.Lock()
+	l.parked = make(map[lane]Parked, len(lanes))
+	for _, p := range lanes {
+		l.parked[p.lane()] = p
+	}
+	l.nparked.Store(int32(len(l.parked)))
+	l.pmu.Unlock()
+	l.mu.Lock()
+	l.running, l.handled = true, after
+	l.mu.Unlock()
+	return after, nil
+}
+
+func (l *Lifecycle) stop() {
+	l.mu.Lock()
+	l.running = false
+	l.mu.Unlock()
+}
+
+// handle folds a batch and starts publishing its messages; the committer
+// moves the checkpoint once they are confirmed (or parked).
+func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) error {
+	fl, err := l.prepare(ctx, batch)
+	if err != nil {
+		return err
+	}
 	l.publishing.Go(func() {
 		defer close(fl.done)
-		fl.ok = l.publish(ctx, out)
+		fl.ok = l.fly(ctx, fl)
 	})
 	select {
 	case l.inflight <- fl: // blocks while InFlight batches await confirms
@@ -138,19 +208,69 @@ func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) er
 	}
 }
 
-// publish sends msgs until the broker confirms them all, or ctx ends.
-func (l *Lifecycle) publish(ctx context.Context, msgs []domain.Outbound) bool {
-	if len(msgs) == 0 {
-		return true
+// prepare folds a batch into a flight: the messages to publish, without
+// those of parked lanes. A message that cannot be built parks its lane
+// here, stored before the batch goes on.
+func (l *Lifecycle) prepare(ctx context.Context, batch []domain.RecordedEvent) (*flight, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fl := &flight{pos: batch[len(batch)-1].Position, done: make(chan struct{}),
+		msgs: make([]domain.Outbound, 0, len(batch)), srcs: make([]source, 0, len(batch))}
+	for _, re := range batch {
+		msgs, ub, err := l.react(ctx, re)
+		if err == nil {
+			err = l.parkUnbuildable(ctx, re, ub)
+		}
+		if err != nil {
+			l.states.reset() // folds may be ahead of what was handled
+			return nil, err
+		}
+		for _, m := range msgs {
+			fl.msgs = append(fl.msgs, m)
+			fl.srcs = append(fl.srcs, source{re.Stream, re.Revision})
+		}
 	}
+	if l.nparked.Load() > 0 {
+		fl.msgs, fl.srcs = l.unheld(fl.msgs, fl.srcs)
+	}
+	l.handled = &fl.pos
+	return fl, nil
+}
+
+// fly publishes a flight's messages until each is confirmed or its lane
+// is parked, or ctx ends (false). Only the messages not yet confirmed are
+// sent again: a refusal tells which; any other error is transient and
+// the rest of the flight is sent again, without end.
+func (l *Lifecycle) fly(ctx context.Context, fl *flight) bool {
+	msgs, srcs := fl.msgs, fl.srcs
+	var nacks map[string]int // by message id; made on the first refusal
 	wait := l.cfg.RetryMin
-	for {
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 && l.nparked.Load() > 0 {
+			msgs, srcs = l.unheld(msgs, srcs) // a lane parked meanwhile
+		}
+		if len(msgs) == 0 {
+			return true
+		}
 		err := l.pub.Publish(ctx, msgs)
 		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
+		}
+		var refused *domain.RefusedError
+		if errors.As(err, &refused) {
+			if nacks == nil {
+				nacks = map[string]int{}
+			}
+			var perr error
+			if msgs, srcs, perr = l.refused(ctx, msgs, srcs, refused, nacks); perr != nil {
+				return false // ctx ended before a park was stored
+			}
+			if len(msgs) == 0 {
+				return true
+			}
 		}
 		l.cfg.Observer.Retry(LifecycleName, fmt.Errorf("publish %d messages: %w", len(msgs), err), wait)
 		select {
@@ -210,36 +330,67 @@ func (l *Lifecycle) commit(ctx context.Context) {
 }
 
 // react folds one recorded event and returns the messages its transitions
-// cause.
-func (l *Lifecycle) react(ctx context.Context, re domain.RecordedEvent) ([]domain.Outbound, error) {
+// cause, and those that cannot be built.
+func (l *Lifecycle) react(ctx context.Context, re domain.RecordedEvent) ([]domain.Outbound, []*domain.UnbuildableError, error) {
 	cf, err := l.states.at(ctx, re.Stream, re.Revision)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	oc, ok, err := cf.apply(re)
 	if !ok {
 		l.cfg.Observer.Poison(LifecycleName, re, err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if len(oc.Transitions) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	return OutboundFor(l.cfg.Outbound, re.Stream, cf.f.State(), oc)
 }
 
 // OutboundFor lists the messages an outcome's transitions cause, their
-// bodies rendered.
-func OutboundFor(cfg domain.OutboundConfig, stream string, s domain.State, oc domain.Outcome) ([]domain.Outbound, error) {
+// bodies rendered, and apart those that cannot be built (see
+// domain.Intents). The error is for the whole outcome (a bad cfg).
+func OutboundFor(cfg domain.OutboundConfig, stream string, s domain.State, oc domain.Outcome) ([]domain.Outbound, []*domain.UnbuildableError, error) {
 	var out []domain.Outbound
+	var bad []*domain.UnbuildableError
 	for _, t := range oc.Transitions {
 		msgs, err := domain.Intents(cfg, stream, s, t)
+		ub, err := splitUnbuildable(err)
 		if err != nil {
-			return nil, fmt.Errorf("intents for %s@%d: %w", stream, t.Cause.Revision, err)
+			return nil, nil, fmt.Errorf("intents for %s@%d: %w", stream, t.Cause.Revision, err)
 		}
-		if err := codec.RenderBodies(cfg, msgs); err != nil {
-			return nil, fmt.Errorf("bodies for %s@%d: %w", stream, t.Cause.Revision, err)
+		bad = append(bad, ub...)
+		for _, m := range msgs {
+			body, err := codec.Body(cfg, m)
+			if err != nil {
+				bad = append(bad, &domain.UnbuildableError{OrderID: m.OrderID, Kind: m.Kind, Name: m.Name, MessageID: m.MessageID,
+					Err: fmt.Errorf("body for %s@%d: %w", stream, t.Cause.Revision, err)})
+				continue
+			}
+			m.Body = body
+			out = append(out, m)
 		}
-		out = append(out, msgs...)
+	}
+	return out, bad, nil
+}
+
+// splitUnbuildable separates Intents' per-message errors from an error
+// that fails the whole transition.
+func splitUnbuildable(err error) ([]*domain.UnbuildableError, error) {
+	if err == nil {
+		return nil, nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]*domain.UnbuildableError, 0, len(errs))
+	for _, e := range errs {
+		u, ok := e.(*domain.UnbuildableError)
+		if !ok {
+			return nil, err
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }

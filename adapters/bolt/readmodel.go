@@ -25,7 +25,8 @@ var (
 )
 
 // ReadModel is the order read model in its own bbolt file: summaries, the
-// placement deadlines index and projection checkpoints. It is local to one
+// placement deadlines index, projection checkpoints and the lifecycle's
+// parked lanes (parked.go). It is local to one
 // instance and can be rebuilt from the streams at any time.
 type ReadModel struct {
 	db   *bbolt.DB
@@ -76,7 +77,7 @@ func OpenReadModelWith(path string, opts ReadModelOptions) (*ReadModel, error) {
 		return nil, fmt.Errorf("open read model %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketCheckpoints, bucketSummaries, bucketDue, bucketDueKey} {
+		for _, b := range [][]byte{bucketCheckpoints, bucketSummaries, bucketDue, bucketDueKey, bucketParked} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -94,8 +94,9 @@ type RebuildOptions struct {
 // the current one and, unless DryRun, swaps it in. The new file replaces
 // the old one only by an atomic rename once it is complete, so a crash
 // mid-replay leaves the old model intact (RemoveStaleRebuilds clears the
-// leftover). The lifecycle publisher's checkpoint is carried over: a
-// replay never republishes what was already published. It returns the
+// leftover). The lifecycle publisher's checkpoint and parked lanes are
+// carried over: a replay never republishes what was already published,
+// nor releases a parked lane. It returns the
 // replay's result and how many orders were restated.
 func (s *Swappable) Rebuild(ctx context.Context, log domain.EventLog, opts RebuildOptions) (projections.ReplayResult, int, error) {
 	s.mu.RLock()
@@ -128,16 +129,15 @@ func (s *Swappable) Rebuild(ctx context.Context, log domain.EventLog, opts Rebui
 	return res, restated, s.swap(ctx, next, tmp)
 }
 
-// swap carries the lifecycle checkpoint over to next and renames it into
-// place of the current file, which it then reopens.
+// swap carries the lifecycle checkpoint and parked lanes over to next and
+// renames it into place of the current file, which it then reopens. Both
+// belong to the publisher, not to the fold a replay rebuilds: a lane parked
+// before the replay stays parked after it.
 func (s *Swappable) swap(ctx context.Context, next *ReadModel, tmp string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := s.cur.Path()
-	cp, err := s.cur.Checkpoint(ctx, projections.LifecycleName)
-	if err == nil && cp != nil {
-		err = next.SaveCheckpoint(ctx, projections.LifecycleName, *cp)
-	}
+	err := carryLifecycle(ctx, s.cur, next)
 	if err == nil {
 		err = next.Sync()
 	}
@@ -157,6 +157,23 @@ func (s *Swappable) swap(ctx context.Context, next *ReadModel, tmp string) error
 	}
 	s.cur = reopened
 	return swapErr
+}
+
+// carryLifecycle copies the lifecycle publisher's checkpoint and parked
+// lanes from cur to next.
+func carryLifecycle(ctx context.Context, cur, next *ReadModel) error {
+	cp, err := cur.Checkpoint(ctx, projections.LifecycleName)
+	if err == nil && cp != nil {
+		err = next.SaveCheckpoint(ctx, projections.LifecycleName, *cp)
+	}
+	if err != nil {
+		return err
+	}
+	parked, err := cur.ListParked(ctx)
+	if err == nil && len(parked) > 0 {
+		err = next.Park(ctx, parked)
+	}
+	return err
 }
 
 func discard(rm *ReadModel, path string) error {

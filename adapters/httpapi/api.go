@@ -27,18 +27,31 @@ type readyBody struct {
 	Status  string   `json:"status"`
 	Checks  []string `json:"checks"`
 	Failing []string `json:"failing,omitempty"`
+	// Notes are informational lines ("parked: 2 orders", why ingest is
+	// paused): they say, they do not decide.
+	Notes []string `json:"notes,omitempty"`
 }
 
-// readyz runs every check at once, each under ReadyTimeout. The body names
-// failing checks; their errors go to the log only (they may name hosts).
+// readyz runs every check and note at once, each under ReadyTimeout. The
+// body names failing checks; their errors go to the log only (they may
+// name hosts). Notes are shown as their text.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	errs := make([]error, len(s.deps.Ready))
+	notes := make([]string, len(s.deps.Notes))
+	noteErrs := make([]error, len(s.deps.Notes))
 	var wg sync.WaitGroup
 	for i, c := range s.deps.Ready {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
 			defer cancel()
 			errs[i] = runCheck(ctx, c.Fn)
+		})
+	}
+	for i, n := range s.deps.Notes {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
+			defer cancel()
+			notes[i], noteErrs[i] = runNote(ctx, n.Fn)
 		})
 	}
 	wg.Wait()
@@ -49,6 +62,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if errs[i] != nil {
 			body.Failing = append(body.Failing, c.Name)
 			fields = append(fields, zap.NamedError(c.Name, errs[i]))
+		}
+	}
+	for i, n := range s.deps.Notes {
+		switch {
+		case noteErrs[i] != nil:
+			// A note that cannot be told is only logged: it decides nothing.
+			s.log.Debug("ready note failed", zap.String("note", n.Name), zap.Error(noteErrs[i]))
+		case notes[i] != "":
+			body.Notes = append(body.Notes, notes[i])
 		}
 	}
 	if len(body.Failing) > 0 {
@@ -85,9 +107,36 @@ func runCheck(ctx context.Context, fn func(context.Context) error) error {
 	}
 }
 
+// runNote is runCheck for a note.
+func runNote(ctx context.Context, fn func(context.Context) (string, error)) (string, error) {
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- answer{err: errors.New("note panicked")}
+			}
+		}()
+		text, err := fn(ctx)
+		done <- answer{text, err}
+	}()
+	select {
+	case a := <-done:
+		return a.text, a.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
 type infoBody struct {
-	Currency currencyJSON `json:"currency"`
-	Replay   bool         `json:"replay"` // an admin replay endpoint is available
+	Currency    currencyJSON `json:"currency"`
+	Replay      bool         `json:"replay"`      // an admin replay endpoint is available
+	Parked      bool         `json:"parked"`      // parked lanes can be listed
+	RetryParked bool         `json:"retryParked"` // and retried (admin)
+	DeadLetters bool         `json:"deadLetters"` // dead-letter queues can be browsed
 }
 
 type currencyJSON struct {
@@ -96,7 +145,9 @@ type currencyJSON struct {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals}, Replay: s.deps.Replay != nil && s.cfg.Token != ""})
+	writeJSON(w, http.StatusOK, infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals},
+		Replay: s.deps.Replay != nil && s.cfg.Token != "", Parked: s.deps.Parked != nil,
+		RetryParked: s.deps.RetryParked != nil && s.cfg.Token != "", DeadLetters: s.deps.DeadLetters != nil})
 }
 
 type streamsBody struct {

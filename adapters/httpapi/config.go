@@ -35,6 +35,7 @@ type Config struct {
 
 	ReadyTimeout  time.Duration // per /readyz check (default 2s)
 	ReplayTimeout time.Duration // one admin replay (default 30m)
+	RetryTimeout  time.Duration // one retry of parked lanes (default 5m)
 
 	// MaxPageSize caps the limit parameter of paged endpoints (default 1000).
 	MaxPageSize int
@@ -83,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.ReplayTimeout == 0 {
 		c.ReplayTimeout = 30 * time.Minute
 	}
+	if c.RetryTimeout == 0 {
+		c.RetryTimeout = 5 * time.Minute
+	}
 	if c.MaxPageSize == 0 {
 		c.MaxPageSize = 1000
 	}
@@ -114,7 +118,7 @@ func (c Config) Validate() error {
 	}{
 		{"read header timeout", c.ReadHeaderTimeout}, {"read timeout", c.ReadTimeout},
 		{"write timeout", c.WriteTimeout}, {"idle timeout", c.IdleTimeout},
-		{"ready timeout", c.ReadyTimeout}, {"replay timeout", c.ReplayTimeout},
+		{"ready timeout", c.ReadyTimeout}, {"replay timeout", c.ReplayTimeout}, {"retry timeout", c.RetryTimeout},
 		{"tail heartbeat", c.TailHeartbeat},
 	}
 	for _, p := range positive {

@@ -23,6 +23,14 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Note is an informational line of /readyz ("parked: 2 orders"): it never
+// makes the service unready, and its text is shown in the body, so it must
+// name no host or secret. An empty text says nothing.
+type Note struct {
+	Name string
+	Fn   func(ctx context.Context) (string, error)
+}
+
 // Deps are what the server reads from. Log, Orders and Audit are required.
 type Deps struct {
 	Log    domain.EventLog       // read only: ReadStream, ReadAll, ListStreams, Subscribe, Head
@@ -31,7 +39,16 @@ type Deps struct {
 	// Replay rebuilds the read model; nil answers 501.
 	Replay  func(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error)
 	Ready   []Check
+	Notes   []Note
 	Metrics http.Handler // served at /metrics; nil: 404
+	// Parked lists the parked lanes; RetryParked publishes them again
+	// (nil: 501). See projections.Lifecycle.
+	Parked      func(ctx context.Context) ([]projections.Parked, error)
+	RetryParked func(ctx context.Context, orderIDs []string, all bool) ([]projections.RetryResult, error)
+	// DeadLetters browses a dead-letter queue (DeadLetterError or
+	// DeadLetterSkipped), at most limit messages, oldest first, leaving
+	// them in place (nil: 501).
+	DeadLetters func(ctx context.Context, queue string, limit int) ([]DeadLetter, error)
 	// Observe, when set, is told about every request (for metrics). route
 	// is the matched pattern ("GET /api/orders/{orderId}") or "unmatched".
 	Observe func(route string, code int, elapsed time.Duration)
@@ -51,6 +68,11 @@ func (d Deps) validate() error {
 	for i, c := range d.Ready {
 		if c.Name == "" || c.Fn == nil {
 			errs = append(errs, fmt.Errorf("deps: ready check %d needs a name and a func", i))
+		}
+	}
+	for i, n := range d.Notes {
+		if n.Name == "" || n.Fn == nil {
+			errs = append(errs, fmt.Errorf("deps: ready note %d needs a name and a func", i))
 		}
 	}
 	return errors.Join(errs...)
@@ -173,6 +195,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/orders/{orderId}/timeline.svg", s.timeline)
 	mux.HandleFunc("GET /api/tail", s.tail)
 	mux.HandleFunc("POST /api/admin/replay", s.replay)
+	mux.HandleFunc("GET /api/parked", s.listParked)
+	mux.HandleFunc("POST /api/admin/parked/retry", s.retryParked)
+	mux.HandleFunc("GET /api/deadletters", s.listDeadLetters)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

@@ -3,8 +3,10 @@ package rabbitmq
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +26,8 @@ type Broker struct {
 	dec    Decoder
 	tlsCfg *tls.Config
 	where  string // host:port/vhost, no credentials
+	vhost  string
+	user   string
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -37,9 +41,15 @@ type Broker struct {
 	declared  bool // DeclareTopology succeeded once: redeclare after reconnects
 	wg        sync.WaitGroup
 	declareMu sync.Mutex
+	watching  bool // the unroutable depth poller runs
+
+	queueInfo  QueueInfo        // the ledger queue as last declared
+	unroutable UnroutableStatus // the unroutable queue's bound and depth
 
 	attemptsMu sync.Mutex
 	attempts   map[string]int // classic queues: Retry verdicts per message id
+
+	pause pauseState // consuming paused while the store is unavailable (pause.go)
 }
 
 // New validates cfg; it does not connect (see Connect).
@@ -63,6 +73,8 @@ func New(cfg Config, logger *zap.Logger) (*Broker, error) {
 		dec:      Decoder{MaxBodyBytes: cfg.MaxBodyBytes, MaxDepth: cfg.MaxDepth},
 		tlsCfg:   tlsCfg,
 		where:    fmt.Sprintf("%s:%d/%s", uri.Host, uri.Port, uri.Vhost),
+		vhost:    uri.Vhost,
+		user:     uri.Username,
 		ctx:      ctx,
 		cancel:   cancel,
 		window:   make(chan struct{}, cfg.ConfirmWindow),
@@ -133,7 +145,11 @@ func (b *Broker) Connect(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	s, err := b.dialRetry(ctx, false)
+	s, err := b.dialRetry(ctx, false, true)
+	var se *StartupError
+	if errors.As(err, &se) {
+		return se
+	}
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", b.where, err)
 	}
@@ -156,11 +172,17 @@ func (b *Broker) Connect(ctx context.Context) error {
 }
 
 // dialRetry dials until it succeeds (redeclaring the topology when asked)
-// or ctx / the broker is done.
-func (b *Broker) dialRetry(ctx context.Context, redeclare bool) (*session, error) {
+// or ctx / the broker is done. With failFast (the first connection) what
+// retrying cannot fix ends it at once with a *StartupError.
+func (b *Broker) dialRetry(ctx context.Context, redeclare, failFast bool) (*session, error) {
 	delay := b.cfg.ReconnectMin
 	for attempt := 1; ; attempt++ {
 		s, err := b.dial()
+		if err != nil && failFast {
+			if se := b.startupError(err); se != nil {
+				return nil, se
+			}
+		}
 		if err == nil && redeclare {
 			if err = b.declareOn(ctx, s); err != nil {
 				_ = s.conn.Close()
@@ -212,7 +234,7 @@ func (b *Broker) supervise(s *session) {
 		redeclare := b.declared
 		b.mu.Unlock()
 
-		ns, err := b.dialRetry(b.ctx, redeclare)
+		ns, err := b.dialRetry(b.ctx, redeclare, false)
 		if err != nil {
 			return // closed
 		}
@@ -281,5 +303,78 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
+	return err
+}
+
+// StartupError is what Connect returns, without retrying, when the broker
+// refuses the first connection for a reason retrying cannot fix:
+// authentication refused, virtual host missing or not allowed, TLS
+// verification of the broker's certificate failed. After a good start
+// the same refusals are retried like any connection loss (a password
+// rotation or a broker being rebuilt is an outage, not a configuration
+// error). Its text never holds the password.
+type StartupError struct {
+	// Setting is the setting to change, named as Validate names them:
+	// "url", "ca_file" or "server_name".
+	Setting string
+	Problem string // what the broker or the TLS check refused
+	Fix     string // what to change
+	Err     error
+}
+
+func (e *StartupError) Error() string {
+	return fmt.Sprintf("%s: %s; %s (retrying cannot fix this)", e.Setting, e.Problem, e.Fix)
+}
+
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// startupError classifies a dial error; nil when retrying may help.
+func (b *Broker) startupError(err error) *StartupError {
+	var (
+		aerr     *amqp.Error
+		verr     *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	se := &StartupError{Setting: "url", Err: err}
+	switch {
+	case errors.As(err, &hostname):
+		se.Setting = "server_name"
+		se.Problem = fmt.Sprintf("TLS verification failed at %s: %v", b.where, hostname)
+		se.Fix = "connect with the host name the broker's certificate names, or set server_name to it"
+	case errors.As(err, &verr), errors.As(err, &unknown), errors.As(err, &invalid):
+		se.Setting = "ca_file"
+		se.Problem = fmt.Sprintf("TLS verification of the broker's certificate failed at %s: %v", b.where, tlsCause(err))
+		se.Fix = "set ca_file to the CA certificate (PEM) that signed the broker's certificate"
+	case errors.Is(err, amqp.ErrSASL):
+		se.Problem = fmt.Sprintf("%s offers no authentication mechanism the ledger speaks (PLAIN)", b.where)
+		se.Fix = "enable PLAIN authentication on the broker"
+	case errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused:
+		se.Problem = fmt.Sprintf("authentication refused for user %q at %s", b.user, b.where)
+		se.Fix = "check the user name and password in the url"
+	case errors.Is(err, amqp.ErrVhost):
+		se.Problem = fmt.Sprintf("user %q may not open virtual host %q at %s", b.user, b.vhost, b.where)
+		se.Fix = "name an existing virtual host the user may access in the url's path"
+	case errors.As(err, &aerr) && aerr.Code == amqp.NotAllowed && strings.Contains(aerr.Reason, "not found"):
+		se.Problem = fmt.Sprintf("virtual host %q does not exist at %s", b.vhost, b.where)
+		se.Fix = fmt.Sprintf("name an existing virtual host in the url's path (or create it: rabbitmqctl add_vhost %s)", shellQuote(b.vhost))
+	case errors.As(err, &aerr) && aerr.Code == amqp.NotAllowed && strings.Contains(aerr.Reason, "refused for user"):
+		se.Problem = fmt.Sprintf("user %q may not access virtual host %q at %s", b.user, b.vhost, b.where)
+		se.Fix = fmt.Sprintf("use a user with access in the url, or grant it (rabbitmqctl set_permissions -p %s %s '.*' '.*' '.*')", shellQuote(b.vhost), shellQuote(b.user))
+	default:
+		// Anything else (refused, reset, timeout, a connection limit) may
+		// pass: retried.
+		return nil
+	}
+	return se
+}
+
+// tlsCause is the verification error itself, without the dial's wrapping.
+func tlsCause(err error) error {
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) && verr.Err != nil {
+		return verr.Err
+	}
 	return err
 }

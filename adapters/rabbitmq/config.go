@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 
@@ -37,6 +38,20 @@ const (
 	DefaultRetryDelayMax = 30 * time.Second
 	DefaultMaxBodyBytes  = 1 << 20
 	DefaultMaxDepth      = 64
+
+	// DefaultUnroutableMaxLength bounds the unroutable queue: nothing reads
+	// it, so without a bound a consumer that never binds fills the broker's
+	// disk. 10,000 recent messages are enough to see what went wrong; the
+	// oldest are dropped first (every outbound message can be built again
+	// from the event store, and its id is deterministic).
+	DefaultUnroutableMaxLength = 10000
+	// DefaultUnroutableMaxAge: a week, so what went unroutable on a Friday
+	// is still there to look at after the weekend; the length bound, not
+	// the age, is what protects the disk.
+	DefaultUnroutableMaxAge = 7 * 24 * time.Hour
+	// DefaultUnroutablePoll is how often the unroutable queue's depth is
+	// read (a passive declare) for the metric and the dropping log line.
+	DefaultUnroutablePoll = 15 * time.Second
 )
 
 // TLS configures an amqps:// connection. Zero value: system roots, server
@@ -108,6 +123,9 @@ type Observer interface {
 	OnRequeued()
 	// OnReconnected is called after a lost connection was re-established.
 	OnReconnected()
+	// OnUnroutableDepth is called with the unroutable queue's message count
+	// each time it is read (every UnroutablePoll).
+	OnUnroutableDepth(n int)
 }
 
 // NopObserver implements Observer and does nothing.
@@ -121,6 +139,7 @@ func (NopObserver) OnConfirmLatency(time.Duration) {}
 func (NopObserver) OnReturned(string)              {}
 func (NopObserver) OnRequeued()                    {}
 func (NopObserver) OnReconnected()                 {}
+func (NopObserver) OnUnroutableDepth(int)          {}
 
 var _ Observer = NopObserver{}
 
@@ -142,6 +161,8 @@ type Config struct {
 	// does not burn the delivery limit in milliseconds.
 	RetryDelay    time.Duration
 	RetryDelayMax time.Duration
+	// HoldMax bounds how long deliveries that wait for the store are held unacked before they are re-published (pause.go); default DefaultHoldMax.
+	HoldMax time.Duration
 
 	// InboundBindings: nil means DefaultInboundBindings(); an empty non-nil
 	// slice binds nothing.
@@ -159,6 +180,13 @@ type Config struct {
 	// argument mismatch makes either side's declaration fail) and set the
 	// alternate exchange through a broker policy instead.
 	NoAlternateExchangeArg bool
+	// UnroutableMaxLength and UnroutableMaxAge bound the unroutable queue
+	// (x-max-length with x-overflow drop-head, x-message-ttl); an existing
+	// queue declared without them is kept, with a warning giving the
+	// policy that bounds it. UnroutablePoll is how often its depth is read.
+	UnroutableMaxLength int
+	UnroutableMaxAge    time.Duration
+	UnroutablePoll      time.Duration
 
 	ConfirmWindow int // publications in flight awaiting confirms
 	ReconnectMin  time.Duration
@@ -261,6 +289,15 @@ func (c *Config) setDefaults() {
 	if c.UnroutableQueue == "" {
 		c.UnroutableQueue = domain.UnroutableQueue
 	}
+	if c.UnroutableMaxLength == 0 {
+		c.UnroutableMaxLength = DefaultUnroutableMaxLength
+	}
+	if c.UnroutableMaxAge == 0 {
+		c.UnroutableMaxAge = DefaultUnroutableMaxAge
+	}
+	if c.UnroutablePoll == 0 {
+		c.UnroutablePoll = DefaultUnroutablePoll
+	}
 	if c.ConfirmWindow == 0 {
 		c.ConfirmWindow = DefaultConfirmWindow
 	}
@@ -360,6 +397,16 @@ func (c Config) Validate() error {
 	}
 	name("unroutable exchange", c.UnroutableExchange)
 	name("unroutable queue", c.UnroutableQueue)
+	if c.UnroutableMaxLength < 1 {
+		add("unroutable_max_length %d: must be at least 1", c.UnroutableMaxLength)
+	}
+	// x-message-ttl is whole milliseconds, at most 2^32-1 on the broker.
+	if c.UnroutableMaxAge < time.Millisecond || c.UnroutableMaxAge.Milliseconds() > math.MaxUint32 {
+		add("unroutable_max_age %s: must be within 1ms..%s", c.UnroutableMaxAge, time.Duration(math.MaxUint32)*time.Millisecond)
+	}
+	if c.UnroutablePoll <= 0 {
+		add("unroutable poll: must be positive")
+	}
 	if c.ConfirmWindow < 1 {
 		add("confirm window: must be at least 1")
 	}

@@ -2,6 +2,8 @@ package rabbitmq
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -26,9 +28,15 @@ const (
 	DeadLetter
 	// Skip: deliberately not processed; parked in `<queue>_skipped`.
 	Skip
-	// Retry: transient failure (store unavailable); nacked with requeue
-	// after RetryDelay, dead-lettered by the broker after DeliveryLimit.
+	// Retry: a failure that may pass (a handler bug, a park that failed);
+	// nacked with requeue after RetryDelay, dead-lettered at DeliveryLimit
+	// deliveries (see limitDeliveries).
 	Retry
+	// Wait: the store is unavailable. The delivery is not nacked and its
+	// deliveries are not counted: it is held unacked and handed to the
+	// handler again, with back-off, until it is stored; consuming pauses
+	// meanwhile (see Broker.Paused).
+	Wait
 )
 
 func (a Action) String() string {
@@ -41,6 +49,8 @@ func (a Action) String() string {
 		return "skip"
 	case Retry:
 		return "retry"
+	case Wait:
+		return "wait"
 	}
 	return "action(" + strconv.Itoa(int(a)) + ")"
 }
@@ -87,6 +97,7 @@ type item struct {
 	msg     Message
 	verdict Verdict
 	decoded bool
+	count   int // deliveries counted by limitDeliveries (0: not counted)
 }
 
 // Consume delivers batches to handler until ctx is done (then it returns
@@ -148,6 +159,7 @@ func (b *Broker) consumeOn(ctx context.Context, s *session, handler BatchHandler
 		if !ch.IsClosed() {
 			_ = ch.Close() // unacked deliveries return to the queue
 		}
+		b.unpauseQuietly() // what it held is back in the queue
 	}()
 	if err := ch.Qos(b.cfg.Prefetch, 0, false); err != nil {
 		return false, fmt.Errorf("qos: %w", err)
@@ -199,7 +211,7 @@ func (b *Broker) consumeOn(ctx context.Context, s *session, handler BatchHandler
 		if !open {
 			return got, channelErr(closes) // the broker redelivers the batch
 		}
-		retried, err := b.process(ctx, ch, batch, handler, retryDelay)
+		retried, err := b.process(ctx, ch, deliveries, closes, batch, handler, retryDelay)
 		if err != nil {
 			return got, err
 		}
@@ -222,43 +234,74 @@ func channelErr(closes chan *amqp.Error) error {
 	return errors.New("delivery channel closed")
 }
 
-// process decodes, hands the decodable to the handler, parks what must be
-// parked, then acks and nacks in delivery-tag order.
-func (b *Broker) process(ctx context.Context, ch *amqp.Channel, batch []item, handler BatchHandler, retryDelay time.Duration) (bool, error) {
+// process decodes a batch, hands the decodable to the handler, parks what
+// must be parked, acks and nacks; what must wait for the store is held
+// (see hold).
+func (b *Broker) process(ctx context.Context, ch *amqp.Channel, deliveries <-chan amqp.Delivery, closes chan *amqp.Error, batch []item, handler BatchHandler, retryDelay time.Duration) (bool, error) {
+	received := time.Now()
+	for i := range batch {
+		b.decode(&batch[i])
+	}
+	b.classify(ctx, handler, batch)
+	retried, held, err := b.settle(ctx, ch, batch, retryDelay)
+	if err != nil {
+		return retried, err
+	}
+	if len(held) == 0 {
+		b.resume()
+		return retried, nil
+	}
+	return retried, b.hold(ctx, ch, deliveries, closes, held, handler, received)
+}
+
+// decode decodes a delivery once; what cannot be decoded gets its final
+// verdict here.
+func (b *Broker) decode(it *item) {
+	m, err := b.dec.Decode(fromAMQP(it.d))
+	it.msg = m
+	switch {
+	case errors.Is(err, ErrUnknownType):
+		it.verdict = Verdict{Action: Skip, Reason: ReasonUnknownType, Err: err}
+	case err != nil:
+		it.verdict = Verdict{Action: DeadLetter, Reason: ReasonMalformed, Err: err}
+	default:
+		it.decoded = true
+	}
+	b.obs.OnConsumed(m.Type)
+}
+
+// classify runs the handler on the decoded items and applies the ledger's
+// delivery limit.
+func (b *Broker) classify(ctx context.Context, handler BatchHandler, items []item) {
 	var msgs []Message
 	var idx []int
-	for i := range batch {
-		it := &batch[i]
-		m, err := b.dec.Decode(fromAMQP(it.d))
-		it.msg = m
-		switch {
-		case errors.Is(err, ErrUnknownType):
-			it.verdict = Verdict{Action: Skip, Reason: ReasonUnknownType, Err: err}
-		case err != nil:
-			it.verdict = Verdict{Action: DeadLetter, Reason: ReasonMalformed, Err: err}
-		default:
-			it.decoded = true
-			msgs = append(msgs, m)
+	for i := range items {
+		if items[i].decoded {
+			msgs = append(msgs, items[i].msg)
 			idx = append(idx, i)
 		}
-		b.obs.OnConsumed(m.Type)
 	}
 	if len(msgs) > 0 {
 		verdicts := b.callHandler(ctx, handler, msgs)
 		for k, i := range idx {
-			batch[i].verdict = verdicts[k]
+			items[i].verdict = verdicts[k]
 		}
 	}
-	if b.cfg.QueueType == QueueClassic {
-		b.limitClassic(batch)
-	}
+	b.limitDeliveries(items)
+}
 
+// settle parks, acks and nacks every item but those to Wait, which it
+// returns (in delivery order, still unacked). When nothing waits, Retry
+// items are held for retryDelay before the nack; when something waits the
+// hold paces the redelivery instead, since nothing is read meanwhile.
+// Every unsettled delivery of the channel is in items, in tag order.
+func (b *Broker) settle(ctx context.Context, ch *amqp.Channel, items []item, retryDelay time.Duration) (retried bool, waits []item, err error) {
 	// Park first: a message is acked only once its copy is confirmed.
 	var pubs []Publication
 	var parked []int
-	for i := range batch {
-		if a := batch[i].verdict.Action; a == DeadLetter || a == Skip {
-			pubs = append(pubs, b.parking(&batch[i]))
+	for i := range items {
+		if a := items[i].verdict.Action; a == DeadLetter || a == Skip {
+			pubs = append(pubs, b.parking(&items[i]))
 			parked = append(parked, i)
 		}
 	}
@@ -268,7 +311,7 @@ func (b *Broker) process(ctx context.Context, ch *amqp.Channel, batch []item, ha
 			if !errors.As(err, &perr) {
 				// Connection trouble or shutdown: leave them unacked; they
 				// come back and are parked then.
-				return false, fmt.Errorf("park %d message(s): %w", len(pubs), err)
+				return false, nil, fmt.Errorf("park %d message(s): %w", len(pubs), err)
 			}
 			failed := map[string]bool{}
 			for _, f := range perr.Failures {
@@ -277,60 +320,70 @@ func (b *Broker) process(ctx context.Context, ch *amqp.Channel, batch []item, ha
 			for k, i := range parked {
 				if failed[pubs[k].MessageID] {
 					b.log.Error("park failed, requeueing", zap.String("queue", pubs[k].RoutingKey), zap.Error(err))
-					batch[i].verdict = Verdict{Action: Retry, Reason: "park failed", Err: err}
+					items[i].verdict = Verdict{Action: Retry, Reason: "park failed", Err: err}
 				}
 			}
 		}
 		for _, i := range parked {
-			if v := batch[i].verdict; v.Action != Retry {
+			if v := items[i].verdict; v.Action != Retry {
 				b.obs.OnDeadLettered(v.Reason)
 				b.log.Warn("message parked", zap.String("action", v.Action.String()), zap.String("reason", v.Reason),
-					zap.String("message_id", batch[i].msg.MessageID), zap.String("type", batch[i].msg.Type),
-					zap.String("exchange", batch[i].d.Exchange), zap.Error(v.Err))
+					zap.String("message_id", items[i].msg.MessageID), zap.String("type", items[i].msg.Type),
+					zap.String("exchange", items[i].msg.Exchange), zap.Error(v.Err))
 			}
 		}
 	}
 
-	// Everything before this batch is settled, so a multiple ack up to the
-	// last tag of an all-ack prefix touches only this batch.
+	// Everything before items is settled, so a multiple ack up to the last
+	// tag of an all-ack prefix touches only items.
+	unsettled := func(a Action) bool { return a == Retry || a == Wait }
 	n := 0
-	for n < len(batch) && batch[n].verdict.Action != Retry {
+	for n < len(items) && !unsettled(items[n].verdict.Action) {
 		n++
 	}
 	if n > 0 {
-		if err := ch.Ack(batch[n-1].d.DeliveryTag, n > 1); err != nil {
-			return false, fmt.Errorf("ack: %w", err)
+		if err := ch.Ack(items[n-1].d.DeliveryTag, n > 1); err != nil {
+			return false, nil, fmt.Errorf("ack: %w", err)
 		}
 	}
 	var retries []int
-	for i := n; i < len(batch); i++ {
-		if batch[i].verdict.Action == Retry {
+	for i := n; i < len(items); i++ {
+		switch items[i].verdict.Action {
+		case Retry:
 			retries = append(retries, i)
-			continue
-		}
-		if err := ch.Ack(batch[i].d.DeliveryTag, false); err != nil {
-			return false, fmt.Errorf("ack: %w", err)
+		case Wait:
+			waits = append(waits, items[i])
+		default:
+			if err := ch.Ack(items[i].d.DeliveryTag, false); err != nil {
+				return false, nil, fmt.Errorf("ack: %w", err)
+			}
 		}
 	}
 	if len(retries) == 0 {
-		return false, nil
+		return false, waits, nil
 	}
-	first := batch[retries[0]]
-	b.log.Warn("retrying messages later", zap.Int("messages", len(retries)), zap.Duration("delay", retryDelay),
-		zap.String("reason", first.verdict.Reason), zap.Error(first.verdict.Err))
-	// Hold them before requeueing: an outage must not burn the delivery
-	// limit in a tight loop. On shutdown the channel close requeues them.
-	if err := sleep(ctx, b.ctx, retryDelay); err != nil {
-		return true, err
+	first := items[retries[0]]
+	if len(waits) == 0 {
+		b.log.Warn("retrying messages later", zap.Int("messages", len(retries)), zap.Duration("delay", retryDelay),
+			zap.String("reason", first.verdict.Reason), zap.Error(first.verdict.Err))
+		// Hold them before requeueing: a failing handler must not burn the
+		// delivery limit in a tight loop. On shutdown the channel close
+		// requeues them.
+		if err := sleep(ctx, b.ctx, retryDelay); err != nil {
+			return true, nil, err
+		}
+	} else {
+		b.log.Warn("retrying messages later", zap.Int("messages", len(retries)),
+			zap.String("reason", first.verdict.Reason), zap.Error(first.verdict.Err))
 	}
-	// Only retries are unsettled up to the last one now.
-	if err := ch.Nack(batch[retries[len(retries)-1]].d.DeliveryTag, true, true); err != nil {
-		return true, fmt.Errorf("nack: %w", err)
-	}
-	for range retries {
+	// One by one: held Wait deliveries may sit between them.
+	for _, i := range retries {
+		if err := ch.Nack(items[i].d.DeliveryTag, false, true); err != nil {
+			return true, nil, fmt.Errorf("nack: %w", err)
+		}
 		b.obs.OnRequeued()
 	}
-	return true, nil
+	return true, waits, nil
 }
 
 // callHandler runs the handler; a panic or a wrong number of verdicts is a
@@ -359,31 +412,57 @@ func (b *Broker) callHandler(ctx context.Context, handler BatchHandler, msgs []M
 	return verdicts
 }
 
-// limitClassic bounds Retry on classic queues, which keep no delivery
-// count: attempts are counted here (per process) by message id.
-func (b *Broker) limitClassic(batch []item) {
+// limitDeliveries is the ledger's own delivery limit, on every queue type:
+// a Retry verdict at the DeliveryLimit-th delivery becomes a dead letter
+// (ReasonDeliveryLimit), before a broker limit can strike (a quorum queue
+// dead-letters only past its limit; a classic queue has none and would
+// redeliver forever). The count is the broker's (x-delivery-count) when it
+// keeps one, the ledger's own (Retry verdicts per message id, in this
+// process) otherwise, whichever is higher. Wait verdicts never count.
+func (b *Broker) limitDeliveries(items []item) {
 	b.attemptsMu.Lock()
 	defer b.attemptsMu.Unlock()
-	for i := range batch {
-		it := &batch[i]
-		id := it.msg.MessageID
-		if id == "" {
+	for i := range items {
+		it := &items[i]
+		key := attemptKey(it)
+		switch it.verdict.Action {
+		case Wait:
+			continue
+		case Retry:
+		default:
+			delete(b.attempts, key)
 			continue
 		}
-		if it.verdict.Action != Retry {
-			delete(b.attempts, id)
-			continue
-		}
-		b.attempts[id]++
-		if b.attempts[id] >= b.cfg.DeliveryLimit {
-			delete(b.attempts, id)
+		b.attempts[key]++
+		count := max(b.attempts[key], it.msg.DeliveryCount)
+		it.count = count
+		if count >= b.cfg.DeliveryLimit {
+			delete(b.attempts, key)
 			it.verdict = Verdict{Action: DeadLetter, Reason: ReasonDeliveryLimit,
-				Err: fmt.Errorf("retried %d times: %w", b.cfg.DeliveryLimit, it.verdict.Err)}
+				Err: fmt.Errorf("delivered %d times (limit %d): %w", count, b.cfg.DeliveryLimit, it.verdict.Err)}
 		}
 	}
 	if len(b.attempts) > 100_000 {
-		clear(b.attempts)
+		clear(b.attempts) // bounded memory; the broker's own limit still stands
 	}
+}
+
+// attemptKey identifies a message across deliveries: its id, else a hash
+// of what it carries.
+func attemptKey(it *item) string {
+	if it.msg.MessageID != "" {
+		return it.msg.MessageID
+	}
+	if it.d.MessageId != "" {
+		return it.d.MessageId
+	}
+	h := sha256.New()
+	h.Write([]byte(it.d.Exchange))
+	h.Write([]byte{0})
+	h.Write([]byte(it.d.Type))
+	h.Write([]byte{0})
+	h.Write(it.d.Body)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 var hostname, _ = os.Hostname()
@@ -421,11 +500,14 @@ func (b *Broker) parking(it *item) Publication {
 	h[HeaderHostMachine] = hostname
 	h[HeaderReason] = mtReason
 	h[HeaderLedgerReason] = v.Reason
-	h[HeaderOriginalExchange] = d.Exchange
-	h[HeaderOriginalRouting] = d.RoutingKey
+	exchange, key := origin(d)
+	h[HeaderOriginalExchange] = exchange
+	h[HeaderOriginalRouting] = key
 	h[HeaderOriginalQueue] = b.cfg.Queue
 	h[HeaderDeathReason] = death
-	h[HeaderDeliveryCount] = int64(it.msg.DeliveryCount)
+	h[HeaderDeliveryCount] = int64(max(it.count, it.msg.DeliveryCount))
+	delete(h, HeaderHeld) // a parked copy is no held copy: its own exchange headers say where it came from
+	delete(h, HeaderHeldTimestamp)
 	if d.MessageId == "" && it.msg.MessageID != "" {
 		h[HeaderEnvelopeID] = it.msg.MessageID // the envelope's id, for finding it again
 	}
@@ -439,10 +521,17 @@ func (b *Broker) parking(it *item) Publication {
 }
 
 func fromAMQP(d amqp.Delivery) Delivery {
+	exchange, key := origin(d)
+	ts := d.Timestamp
+	if isHeldCopy(d) {
+		// A copy the ledger re-published while the store was down (see
+		// hold) is judged as its original was.
+		ts = heldTimestamp(d)
+	}
 	return Delivery{
 		ContentType: d.ContentType, Type: d.Type, MessageID: d.MessageId, CorrelationID: d.CorrelationId,
-		Exchange: d.Exchange, RoutingKey: d.RoutingKey, Headers: fromTable(d.Headers),
-		Timestamp: d.Timestamp, Redelivered: d.Redelivered, Body: d.Body,
+		Exchange: exchange, RoutingKey: key, Headers: fromTable(d.Headers),
+		Timestamp: ts, Redelivered: d.Redelivered, Body: d.Body,
 	}
 }
 

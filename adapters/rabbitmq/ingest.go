@@ -8,8 +8,10 @@ import (
 
 // IngestHandler hands decoded deliveries to the ledger's ingester and maps
 // each outcome class onto what the broker does with the delivery: stored
-// and duplicate facts are acked, invalid ones dead-lettered, transient
-// failures delivered again.
+// and duplicate facts are acked; invalid ones, and those the store refuses
+// for their order for good, dead-lettered; transient failures (the store
+// unavailable) Wait: held and tried again until stored, never counted
+// towards the delivery limit.
 func IngestHandler(in *ingest.Ingester) BatchHandler {
 	return func(ctx context.Context, msgs []Message) []Verdict {
 		batch := make([]ingest.Message, len(msgs))
@@ -33,9 +35,11 @@ func actionOf(c ingest.Class) Action {
 	switch c {
 	case ingest.Stored, ingest.Duplicate:
 		return Ack
-	case ingest.Invalid:
+	case ingest.Invalid, ingest.Refused:
 		return DeadLetter
+	case ingest.Transient:
+		return Wait
 	default:
-		return Retry
+		return Retry // a class this adapter does not know: bounded by the delivery limit
 	}
 }

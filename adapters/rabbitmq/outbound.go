@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/bookworm-ledger/ledger/domain"
@@ -67,8 +68,11 @@ func NewPublisher(b *Broker, cfg PublisherConfig) *Publisher {
 func address(endpoint string) string { return "rabbitmq://ledger/" + endpoint }
 
 // Publish sends msgs, persistent and confirmed, and returns when the broker
-// confirmed all of them (see Broker.Publish; a *PublishError lists those it
-// did not accept). Retrying is safe: every message carries its
+// confirmed all of them. When it refused some (see Broker.Publish), the
+// error is a *domain.RefusedError listing them: returned as unroutable or
+// aimed at a missing exchange is permanent, nacked is not; every other
+// message of the call was confirmed. Any other error (the connection,
+// ctx) is transient. Retrying is safe: every message carries its
 // deterministic id.
 func (p *Publisher) Publish(ctx context.Context, msgs []domain.Outbound) error {
 	if p.invalid != nil {
@@ -82,13 +86,46 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Outbound) error {
 		}
 		pubs = append(pubs, pub)
 	}
-	if err := p.broker.Publish(ctx, pubs); err != nil {
+	err := p.broker.Publish(ctx, pubs)
+	var perr *PublishError
+	if err != nil && !errors.As(err, &perr) {
 		return err
 	}
+	refused := refusals(perr)
 	for _, m := range msgs {
-		p.obs.OnOutboundConfirmed(string(m.Kind))
+		if _, bad := refused[m.MessageID]; !bad {
+			p.obs.OnOutboundConfirmed(string(m.Kind))
+		}
+	}
+	if perr != nil {
+		return toRefused(perr)
 	}
 	return nil
+}
+
+// refusals indexes a PublishError's failures by message id (nil: none).
+func refusals(perr *PublishError) map[string]struct{} {
+	if perr == nil {
+		return nil
+	}
+	out := make(map[string]struct{}, len(perr.Failures))
+	for _, f := range perr.Failures {
+		out[f.MessageID] = struct{}{}
+	}
+	return out
+}
+
+// toRefused says, for each failure, whether the same publish can ever
+// succeed: a return (no queue bound, no alternate exchange) or a missing
+// exchange needs a change of topology; a nack may pass next time.
+func toRefused(perr *PublishError) *domain.RefusedError {
+	re := &domain.RefusedError{Refusals: make([]domain.Refusal, 0, len(perr.Failures))}
+	for _, f := range perr.Failures {
+		permanent := errors.Is(f.Err, ErrReturned) || errors.Is(f.Err, ErrNoExchange)
+		re.Refusals = append(re.Refusals, domain.Refusal{MessageID: f.MessageID, Permanent: permanent,
+			Err: fmt.Errorf("%s/%s: %w", f.Exchange, f.RoutingKey, f.Err)})
+	}
+	return re
 }
 
 func (p *Publisher) publication(m domain.Outbound) (Publication, error) {

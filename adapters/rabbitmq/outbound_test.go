@@ -130,8 +130,9 @@ func assertProperties(t *testing.T, d amqp.Delivery, id, name string) {
 	assert.Equal(t, time.Date(2025, 8, 1, 10, 0, 0, 0, time.UTC), d.Timestamp.UTC(), "AMQP timestamps have whole seconds")
 }
 
-// TestPublisherFailures: nothing is reported confirmed unless the broker
-// confirmed the whole call.
+// TestPublisherFailures: a call that cannot be encoded sends nothing; a
+// refusal names the refused messages, and only the others are reported
+// confirmed.
 func TestPublisherFailures(t *testing.T) {
 	e := newEnv(t, nil)
 	obs := &kindObserver{}
@@ -151,13 +152,55 @@ func TestPublisherFailures(t *testing.T) {
 	missing := good
 	missing.MessageID, missing.Exchange = eventID, e.name("does-not-exist")
 	err = pub.Publish(ctx, []domain.Outbound{good, missing})
-	var perr *rabbitmq.PublishError
-	require.ErrorAs(t, err, &perr)
+	var refused *domain.RefusedError
+	require.ErrorAs(t, err, &refused)
 	assert.ErrorIs(t, err, rabbitmq.ErrNoExchange)
-	assert.Empty(t, obs.counts())
+	require.Len(t, refused.Refusals, 1)
+	assert.Equal(t, eventID, refused.Refusals[0].MessageID)
+	assert.True(t, refused.Refusals[0].Permanent, "a missing exchange needs a fix")
+	assert.Equal(t, map[string]int{string(domain.KindBookWorm): 1}, obs.counts(), "only the confirmed one")
 
 	require.NoError(t, pub.Publish(ctx, []domain.Outbound{good}))
+	assert.Equal(t, map[string]int{string(domain.KindBookWorm): 2}, obs.counts())
+}
+
+// TestPublisherRefusals: against the real broker, a returned message (no
+// queue bound, no alternate exchange) is a permanent refusal and a nacked
+// one (a full queue that rejects publishes) is not; the rest of the call
+// is confirmed and delivered.
+func TestPublisherRefusals(t *testing.T) {
+	e := newEnv(t, nil)
+	obs := &kindObserver{}
+	pub := rabbitmq.NewPublisher(e.broker(obs), rabbitmq.PublisherConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	unbound, full := e.name("unbound"), e.name("full")
+	require.NoError(t, e.ch.ExchangeDeclare(unbound, "fanout", true, false, false, false, nil))
+	require.NoError(t, e.ch.ExchangeDeclare(full, "fanout", true, false, false, false, nil))
+	_, err := e.ch.QueueDeclare(e.name("full-q"), true, false, false, false,
+		amqp.Table{"x-max-length": int32(0), "x-overflow": "reject-publish"})
+	require.NoError(t, err)
+	require.NoError(t, e.ch.QueueBind(e.name("full-q"), "", full, false, nil))
+
+	good := domain.Outbound{Kind: domain.KindBookWorm, Name: domain.CommandPlaceOrder, MessageID: commandID,
+		Exchange: e.cfg.OutboundExchanges[1].Name, OrderID: orderID, CorrelationID: orderID, Body: []byte(`{}`)}
+	returned, nacked := good, good
+	returned.MessageID, returned.Exchange = eventID, unbound
+	nacked.MessageID, nacked.Exchange = causeID, full
+	err = pub.Publish(ctx, []domain.Outbound{returned, good, nacked})
+	var refused *domain.RefusedError
+	require.ErrorAs(t, err, &refused)
+	assert.ErrorIs(t, err, rabbitmq.ErrReturned)
+	assert.ErrorIs(t, err, rabbitmq.ErrNacked)
+	byID := map[string]domain.Refusal{}
+	for _, r := range refused.Refusals {
+		byID[r.MessageID] = r
+	}
+	require.Len(t, byID, 2)
+	assert.True(t, byID[eventID].Permanent, "returned: permanent")
+	assert.False(t, byID[causeID].Permanent, "nacked: may pass next time")
 	assert.Equal(t, map[string]int{string(domain.KindBookWorm): 1}, obs.counts())
+	assert.Equal(t, commandID, e.drain(e.name("basket-place-order"), 1)[0].MessageId, "the confirmed one was delivered")
 }
 
 func TestPublisherConfig(t *testing.T) {

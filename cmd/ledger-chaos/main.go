@@ -41,6 +41,7 @@ type options struct {
 	kills          int
 	brokerRestarts int
 	brokerDown     time.Duration
+	poisonEvery    int
 	seed           uint64
 	ledgerBin      string
 	keep           bool
@@ -63,8 +64,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	fmt.Fprintf(out, "ledger-chaos: %d orders over %s, %d kill -9, %d broker restarts, seed %d\n",
-		o.orders, o.duration, o.kills, o.brokerRestarts, o.seed)
+	fmt.Fprintf(out, "ledger-chaos: %d orders over %s, %d kill -9, %d broker restarts, poison every %d, seed %d\n",
+		o.orders, o.duration, o.kills, o.brokerRestarts, o.poisonEvery, o.seed)
 
 	work, err := os.MkdirTemp("", "ledger-chaos-")
 	if err != nil {
@@ -149,6 +150,7 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.kills, "kills", 12, "kill -9 of the service during the load")
 	fs.IntVar(&o.brokerRestarts, "broker-restarts", 2, "rabbitmqctl stop_app / start_app of the whole broker during the load")
 	fs.DurationVar(&o.brokerDown, "broker-down", 5*time.Second, "how long the broker stays stopped each time")
+	fs.IntVar(&o.poisonEvery, "poison-every", 0, "make every n-th order over-large (30,000,000.00 USD, beyond AccelByte's int32 price): it must be parked, every other order must complete (0: none)")
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the plan and the fault times (0: pick one and print it)")
 	fs.StringVar(&o.ledgerBin, "ledger-bin", "", "ledger binary (default: go build ./cmd/ledger into a temp dir)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the vhost, the data dir and the service log")
@@ -159,8 +161,8 @@ func parseOptions(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.orders < 1 || o.duration <= 0 || o.kills < 0 || o.brokerRestarts < 0 {
-		return o, errors.New("orders must be positive, duration positive, kills and broker-restarts not negative")
+	if o.orders < 1 || o.duration <= 0 || o.kills < 0 || o.brokerRestarts < 0 || o.poisonEvery < 0 {
+		return o, errors.New("orders must be positive, duration positive, kills, broker-restarts and poison-every not negative")
 	}
 	if o.seed == 0 {
 		var b [8]byte
@@ -173,9 +175,11 @@ func parseOptions(args []string) (options, error) {
 // underLoad runs the load against the service and injects the faults
 // while it lasts.
 func underLoad(ctx context.Context, o options, url string, p *testenv.Serve) (harness.Load, harness.Faults, error) {
+	orders := traffic.Plan(o.seed, o.orders, nil)
+	traffic.Poison(orders, o.poisonEvery)
 	loader := &harness.Loader{
 		URL:    url,
-		Orders: traffic.Plan(o.seed, o.orders, nil),
+		Orders: orders,
 		Rate:   float64(o.orders) / o.duration.Seconds(),
 		Logf:   o.progress,
 	}

@@ -82,6 +82,11 @@ func startWebEnv(t *testing.T) *webEnv {
 			_, _, err := store.Head(ctx)
 			return err
 		}}},
+		// The parked lanes as the bolt read model keeps them; the dead
+		// letters as the broker adapter's browse would give them (the
+		// broker-backed list runs in parked_test.go).
+		Parked:      rm.ListParked,
+		DeadLetters: sampleDeadLetters,
 	}, logger.Named("http"))
 	require.NoError(t, err)
 	addr, err := srv.Start(ctx)
@@ -119,6 +124,23 @@ func (e *webEnv) fact(typ domain.FactType, orderID, basketID string, amount int6
 	_, err = e.store.Append(context.Background(), p.Stream, domain.Any, p.Event)
 	require.NoError(e.t, err)
 	return p.Event.ID
+}
+
+// sampleDeadLetters stands where the broker's browse goes: two reasons,
+// and a body that would run script if the page treated it as HTML.
+func sampleDeadLetters(_ context.Context, queue string, limit int) ([]httpapi.DeadLetter, error) {
+	if queue != httpapi.DeadLetterError {
+		return nil, nil
+	}
+	at := time.Date(2025, 11, 20, 10, 0, 0, 0, time.UTC)
+	return []httpapi.DeadLetter{
+		{MessageID: "11111111-1111-4111-8111-111111111111", Type: "UserCheckedOutIntegrationEvent", Time: at, Reason: "invalid",
+			Detail: "decode: totalMoney: not a decimal", Exchange: "BookWorm.Contracts:UserCheckedOutIntegrationEvent",
+			ContentType: "application/json", Headers: map[string]any{"x-ledger-reason": "invalid"},
+			Body: []byte(`{"orderId":"x","totalMoney":"<img src=x onerror=alert(1)>"}`)},
+		{MessageID: "22222222-2222-4222-8222-222222222222", Time: at.Add(time.Minute), Reason: "invalid", Body: []byte("<script>alert(2)</script>")},
+		{MessageID: "33333333-3333-4333-8333-333333333333", Time: at.Add(2 * time.Minute), Reason: "delivery limit", Body: []byte(`{"orderId":"y"}`)},
+	}[:min(limit, 3)], nil
 }
 
 func named(f *domain.Fact) {
@@ -566,7 +588,54 @@ func TestBrowserOrderPage(t *testing.T) {
 	}
 	shot("order-page.png")
 
+	// A parked lane shows as a banner on its order's page, and on the
+	// parked page; an order without one has no banner.
+	require.NoError(t, e.rm.Park(context.Background(), []projections.Parked{{OrderID: placing, Stream: domain.StreamName(placing),
+		Kind: domain.KindAccelByte, FromRevision: 0, Message: "orderCreated", MessageID: domain.NameUUID("held", placing),
+		Reason: projections.ReasonUnbuildable, Detail: "total 3000000000 minor units outside the int32 AccelByte price range <b>x</b>",
+		ParkedAt: e.clock}}))
+	run("open the parked order",
+		chromedp.Navigate(e.url+"/ui/orders/"+placing),
+		chromedp.WaitVisible(chromedp.CSS(`#parked-banner[data-lanes="1"]`)))
+	banner := eval(`document.querySelector('#parked-banner').textContent`)
+	for _, want := range []string{"Parked", "AccelByte events", projections.ReasonUnbuildable, "int32", "ledger parked retry " + placing, "#0"} {
+		assert.Contains(t, banner, want)
+	}
+	assert.Contains(t, eval(`document.querySelector('.parked-detail').textContent`), "<b>x</b>")
+	assert.Equal(t, "0", eval(`String(document.querySelectorAll('.parked-detail b').length)`), "the detail is text, not HTML")
+	shot("parked-order-page.png")
+	run("open an order without a park",
+		chromedp.Navigate(e.url+"/ui/orders/"+fulfilled),
+		chromedp.WaitVisible(chromedp.CSS(`#view[data-ready="1"]`)))
+	assert.Equal(t, "true", eval(`String(document.querySelector('#parked-banner').hidden)`))
+	run("open the parked page",
+		chromedp.Click(chromedp.CSS(`#nav-parked`)),
+		chromedp.WaitVisible(chromedp.CSS(`#parked-list tbody tr[data-order="`+placing+`"]`)))
+	assert.Contains(t, eval(`document.querySelector('#parked-status').textContent`), "1 lane(s) of 1 order(s)")
+
+	// The dead-letters page: counts by reason, then the messages, bodies
+	// as text.
+	run("open the dead letters",
+		chromedp.Click(chromedp.CSS(`#nav-deadletters`)),
+		chromedp.WaitVisible(chromedp.CSS(`#dl-list tr.dead-letter`)))
+	assert.Equal(t, "invalid:2,delivery limit:1",
+		eval(`[...document.querySelectorAll('#dl-counts tbody tr')].map(r => r.dataset.reason + ':' + r.cells[1].textContent).join()`))
+	assert.Equal(t, "3", eval(`String(document.querySelectorAll('#dl-list tr.dead-letter').length)`))
+	assert.Contains(t, eval(`document.querySelector('#dl-list').textContent`), "<img src=x onerror=alert(1)>")
+	assert.Equal(t, "0", eval(`String(document.querySelectorAll('#view img, #view script').length)`), "bodies are never HTML")
+	assert.Contains(t, eval(`document.querySelector('#dl-status').textContent`), "3 message(s)")
+	run("open one message", chromedp.Click(chromedp.CSS(`#dl-list tr.dead-letter summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#dl-list tr.dead-letter .dl-headers`)))
+	assert.Contains(t, eval(`document.querySelector('#dl-list .dl-headers').textContent`), "x-ledger-reason")
+	shot("deadletters-page.png")
+	run("open the skipped queue",
+		chromedp.Click(chromedp.CSS(`.tab[data-queue="skipped"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#view[data-queue="skipped"][data-ready="1"]`)))
+	assert.Contains(t, eval(`document.querySelector('#dl-status').textContent`), "skipped queue is empty")
+
 	// The stream page shows each event's data and metadata as JSON.
+	run("back to the order", chromedp.Navigate(e.url+"/ui/orders/"+fulfilled),
+		chromedp.WaitVisible(chromedp.CSS(`#timeline[data-count="4"]`)))
 	run("open the stream page",
 		chromedp.Click(chromedp.CSS(`.links a[href^="/ui/streams/"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#stream-events .event[data-revision="3"]`)))

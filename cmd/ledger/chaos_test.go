@@ -25,6 +25,8 @@ const (
 	chaosOrders   = 600 // Fulfilled orders, 3 facts each
 	chaosLoadTime = 12 * time.Second
 	chaosFaults   = 3
+	// chaosPoisonEvery: the poison run makes 1% of the orders over-large.
+	chaosPoisonEvery = 100
 )
 
 type chaosRun struct {
@@ -35,6 +37,7 @@ type chaosRun struct {
 	seed   uint64
 	rng    *rand.Rand
 	loader *harness.Loader
+	poison map[string]bool
 	done   chan loadOutcome
 	begin  time.Time
 }
@@ -44,8 +47,9 @@ type loadOutcome struct {
 	err  error
 }
 
-// startChaos starts the service and the load.
-func startChaos(t *testing.T) *chaosRun {
+// startChaos starts the service and the load; every poisonEvery-th order
+// is over-large (none when 0).
+func startChaos(t *testing.T, poisonEvery int) *chaosRun {
 	u := testenv.Vhost(t)
 	dir := t.TempDir()
 	in := startLedger(t, u, dir)
@@ -53,9 +57,11 @@ func startChaos(t *testing.T) *chaosRun {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	c := &chaosRun{t: t, url: u, dir: dir, in: in, seed: seed, rng: rand.New(rand.NewPCG(seed, 7)), done: make(chan loadOutcome, 1)}
+	orders := traffic.Plan(seed, chaosOrders, []traffic.Scenario{traffic.Fulfilled})
+	c.poison = traffic.Poison(orders, poisonEvery)
 	c.loader = &harness.Loader{
 		URL:    u,
-		Orders: traffic.Plan(seed, chaosOrders, []traffic.Scenario{traffic.Fulfilled}),
+		Orders: orders,
 		Rate:   chaosOrders / chaosLoadTime.Seconds(),
 		GiveUp: time.Minute,
 	}
@@ -95,8 +101,14 @@ func (c *chaosRun) finish(f harness.Faults) (harness.Load, harness.Report) {
 	assert.Zero(t, rep.DuplicateFacts, "duplicate facts: %v", rep.Problems)
 	assert.Zero(t, rep.ForeignFacts, "foreign facts: %v", rep.Problems)
 	assert.Zero(t, rep.Parked, "parked: %v", rep.Problems)
-	// Fulfilled: 3 AccelByte events and 3 commands, PlaceOrderCommand to two queues.
-	assert.Equal(t, chaosOrders*7, rep.OutboundExpected)
+	// Fulfilled: 3 AccelByte events and 3 commands, PlaceOrderCommand to
+	// two queues; a poison order only has its 3 commands (4 deliveries).
+	poison := len(c.poison)
+	assert.Equal(t, (chaosOrders-poison)*7+poison*4, rep.OutboundExpected)
+	assert.Equal(t, poison, rep.PoisonOrders)
+	assert.Equal(t, poison, rep.ParkedLanes, "exactly the poison orders are parked: %v", rep.Problems)
+	assert.Zero(t, rep.PoisonUnparked, "%v", rep.Problems)
+	assert.Zero(t, rep.ParkedNotPoison, "%v", rep.Problems)
 	assert.Equal(t, rep.OutboundExpected, rep.OutboundDelivered, "every outbound message arrives: %v", rep.Problems)
 	assert.Zero(t, rep.ChangedIDs, "a re-publish keeps its id: %v", rep.Problems)
 	assert.Zero(t, rep.ReplayChanges, "read model equals a fresh replay: %v", rep.Problems)
@@ -108,7 +120,22 @@ func (c *chaosRun) finish(f harness.Faults) (harness.Load, harness.Report) {
 
 func TestChaosKill9UnderLoad(t *testing.T) {
 	t.Parallel()
-	c := startChaos(t)
+	c := startChaos(t, 0)
+	kill9(t, c)
+}
+
+// TestChaosPoisonKill9 is the short form of `make chaos-poison`: 1% of the
+// orders can never be published to AccelByte; they are parked, every other
+// order completes, and nothing is lost or duplicated across kill -9.
+func TestChaosPoisonKill9(t *testing.T) {
+	t.Parallel()
+	c := startChaos(t, chaosPoisonEvery)
+	require.Len(t, c.poison, chaosOrders/chaosPoisonEvery)
+	kill9(t, c)
+}
+
+func kill9(t *testing.T, c *chaosRun) {
+	t.Helper()
 	var f harness.Faults
 	for i := range chaosFaults {
 		c.nextFault(i)
@@ -144,7 +171,7 @@ func waitReconnected(t *testing.T, in *testenv.Serve, n int) {
 
 func TestChaosBrokerConnectionsClosed(t *testing.T) {
 	t.Parallel()
-	c := startChaos(t)
+	c := startChaos(t, 0)
 	vhost, err := testenv.VhostOf(c.url)
 	require.NoError(t, err)
 	var f harness.Faults

@@ -50,6 +50,10 @@ type Config struct {
 		BatchWait             time.Duration `mapstructure:"batch_wait"`     // how long a batch waits to fill
 		DeclareConsumerQueues bool          `mapstructure:"declare_consumer_queues"`
 		Envelope              string        `mapstructure:"envelope"` // outbound commands: masstransit | cloudevents | bare
+		// The unroutable queue's bound: the oldest messages are dropped past
+		// this many, and expire past this age.
+		UnroutableMaxLength int           `mapstructure:"unroutable_max_length"`
+		UnroutableMaxAge    time.Duration `mapstructure:"unroutable_max_age"`
 	} `mapstructure:"amqp"`
 
 	HTTP struct {
@@ -127,6 +131,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("amqp.batch_wait", rabbitmq.DefaultBatchWait)
 	v.SetDefault("amqp.declare_consumer_queues", true)
 	v.SetDefault("amqp.envelope", domain.EnvelopeMassTransit)
+	v.SetDefault("amqp.unroutable_max_length", rabbitmq.DefaultUnroutableMaxLength)
+	v.SetDefault("amqp.unroutable_max_age", rabbitmq.DefaultUnroutableMaxAge)
 	v.SetDefault("http.addr", httpapi.DefaultAddr)
 	v.SetDefault("rules.currency", rules.Currency.Code)
 	v.SetDefault("rules.currency_decimals", rules.Currency.Decimals)
@@ -306,6 +312,17 @@ func (c Config) outbound() domain.OutboundConfig {
 
 func (c Config) storePath() string     { return filepath.Join(c.DataDir, "ledger.db") }
 func (c Config) readModelPath() string { return filepath.Join(c.DataDir, "readmodel.db") }
+
+// connectError says what to change when the broker refused the first
+// connection for a reason retrying cannot fix (the setting named by its
+// key, amqp.url say), else which broker could not be reached.
+func connectError(c Config, err error) error {
+	var se *rabbitmq.StartupError
+	if errors.As(err, &se) {
+		return section("amqp", se)
+	}
+	return fmt.Errorf("connect to broker %s: %w", redactURL(c.AMQP.URL), err)
+}
 
 // redactURL drops the password from a URL so it can be logged.
 func redactURL(raw string) string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/ingest"
+	"github.com/bookworm-ledger/ledger/projections"
 )
 
 // metrics is the service's Prometheus registry and the counters the
@@ -26,6 +27,11 @@ type metrics struct {
 	lag          *prometheus.GaugeVec
 	poison       *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	parkedLanes  *prometheus.GaugeVec
+	parked       *prometheus.CounterVec
+	unparked     *prometheus.CounterVec
+	unroutable   prometheus.Gauge
+	paused       prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -56,17 +62,33 @@ func newMetrics() *metrics {
 			Name: "ledger_projection_poison_total", Help: "Stored events a projection could not decode and skipped."}, []string{"projection"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ledger_retries_total", Help: "Retried operations, by component."}, []string{"component"}),
+		parkedLanes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ledger_parked_lanes", Help: "Order lanes whose outbound messages are parked, by kind (accelbyte, bookworm)."}, []string{"kind"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_lanes_parked_total", Help: "Lanes parked (or parked again by a failed retry), by kind and reason."}, []string{"kind", "reason"}),
+		unparked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_lanes_unparked_total", Help: "Parked lanes a retry published and released, by kind and the reason they were parked."}, []string{"kind", "reason"}),
+		unroutable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ledger_unroutable_messages", Help: "Messages in the unroutable queue (published with no queue bound), as last read."}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ledger_ingest_paused", Help: "1 while the consumer holds its deliveries because the store is unavailable."}),
+	}
+	// Both kinds exist from the start, so a dashboard shows 0, not nothing.
+	for _, k := range []domain.OutboundKind{domain.KindAccelByte, domain.KindBookWorm} {
+		m.parkedLanes.WithLabelValues(string(k))
 	}
 	m.reg.MustRegister(m.consumed, m.deadLettered, m.appended, m.duplicates, m.published, m.returned,
 		m.confirmLat, m.projected, m.position, m.lag, m.poison, m.retries,
+		m.parkedLanes, m.parked, m.unparked, m.unroutable, m.paused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // projectionObserver reports projection progress into metrics and logs.
 type projectionObserver struct {
-	m   *metrics
-	log func(msg string, name string, err error)
+	m    *metrics
+	log  func(msg string, name string, err error)
+	park func(what string, p projections.Parked) // a log line; nil: none
 }
 
 func (o projectionObserver) Batch(name string, n int, pos domain.Position) {
@@ -82,6 +104,45 @@ func (o projectionObserver) Poison(name string, e domain.RecordedEvent, err erro
 func (o projectionObserver) Retry(name string, err error, wait time.Duration) {
 	o.m.retries.WithLabelValues(name).Inc()
 	o.log("projection step failed; retrying", name, err)
+}
+
+// Parked and Unparked make projectionObserver a projections.ParkObserver:
+// a counter and one log line per park.
+func (o projectionObserver) Parked(name string, p projections.Parked) {
+	o.m.parked.WithLabelValues(string(p.Kind), p.Reason).Inc()
+	if o.park != nil {
+		o.park("parked", p)
+	}
+}
+
+func (o projectionObserver) Unparked(name string, p projections.Parked) {
+	o.m.unparked.WithLabelValues(string(p.Kind), p.Reason).Inc()
+	if o.park != nil {
+		o.park("unparked", p)
+	}
+}
+
+// setParked sets the parked-lanes gauge from the parked set.
+func (m *metrics) setParked(lanes []projections.Parked) {
+	n := map[domain.OutboundKind]int{domain.KindAccelByte: 0, domain.KindBookWorm: 0}
+	for _, p := range lanes {
+		n[p.Kind]++
+	}
+	for k, v := range n {
+		m.parkedLanes.WithLabelValues(string(k)).Set(float64(v))
+	}
+}
+
+// OnUnroutableDepth feeds the broker's unroutable-queue reading.
+func (o brokerObserver) OnUnroutableDepth(n int) { o.m.unroutable.Set(float64(n)) }
+
+// OnPaused makes brokerObserver a rabbitmq.PauseObserver.
+func (o brokerObserver) OnPaused(paused bool) {
+	if paused {
+		o.m.paused.Set(1)
+		return
+	}
+	o.m.paused.Set(0)
 }
 
 // ingestObserver counts what became of each inbound message.

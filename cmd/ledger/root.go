@@ -44,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	pf.String("log-format", "", "console or json")
 
 	root.AddCommand(a.serveCmd(), a.versionCmd(), a.simulateCmd(), a.replayCmd(), a.auditCmd(), a.streamsCmd())
+	root.AddCommand(a.parkedCmd())
+	root.AddCommand(a.deadlettersCmd())
 	return root.ExecuteContext(ctx)
 }
 

@@ -54,6 +54,10 @@ type service struct {
 	http    *httpapi.Server
 	addr    string
 	orders  *projections.Pausable // the read-model projection, paused by a replay's swap
+	// lifecycle is the outbound publisher, nil when this instance does not
+	// publish (projections.publisher=false); built by open so the HTTP API
+	// can reach its parked lanes.
+	lifecycle *projections.Lifecycle
 }
 
 // open opens the store, the read model and the broker connection and
@@ -82,10 +86,15 @@ func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err er
 	}
 	logger.Info("connecting to broker", zap.String("url", redactURL(c.AMQP.URL)), zap.String("queue", c.AMQP.Queue))
 	if err := s.broker.Connect(ctx); err != nil {
-		return nil, fmt.Errorf("connect to broker %s: %w", redactURL(c.AMQP.URL), err)
+		return nil, connectError(c, err)
 	}
 	if err := s.broker.DeclareTopology(ctx); err != nil {
 		return nil, fmt.Errorf("declare topology: %w", err)
+	}
+	if c.Projections.Publisher {
+		pub := rabbitmq.NewPublisher(s.broker, c.publisherConfig())
+		s.lifecycle = projections.NewLifecycle(s.store, pub, s.rm, projections.LifecycleConfig{
+			Rules: c.rules(), Outbound: c.outbound(), Parking: s.rm, Observer: s.projectionObserver()})
 	}
 	if s.http, err = httpapi.New(c.httpConfig(), s.httpDeps(), logger.Named("http")); err != nil {
 		return nil, fmt.Errorf("http config: %w", err)
@@ -100,6 +109,7 @@ func brokerConfig(c Config, m *metrics) rabbitmq.Config {
 		BatchSize: c.AMQP.BatchSize, BatchWait: c.AMQP.BatchWait,
 	}
 	bc.TLS.CAFile, bc.TLS.CertFile, bc.TLS.KeyFile, bc.TLS.ServerName = c.AMQP.CAFile, c.AMQP.CertFile, c.AMQP.KeyFile, c.AMQP.ServerName
+	bc.UnroutableMaxLength, bc.UnroutableMaxAge = c.AMQP.UnroutableMaxLength, c.AMQP.UnroutableMaxAge
 	// Inbound bindings and outbound exchanges are the adapter's defaults:
 	// the contract's exchanges.
 	if c.AMQP.DeclareConsumerQueues {
@@ -113,16 +123,71 @@ func brokerConfig(c Config, m *metrics) rabbitmq.Config {
 
 func (s *service) httpDeps() httpapi.Deps {
 	rules, out := s.cfg.rules(), s.cfg.outbound()
-	return httpapi.Deps{
+	d := httpapi.Deps{
 		Log:    s.store,
 		Orders: s.rm,
 		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {
-			return projections.Audit(ctx, s.store, rules, out, id)
+			rep, err := projections.Audit(ctx, s.store, rules, out, id)
+			if err != nil {
+				return rep, err
+			}
+			if rep.Parked, err = projections.ParkedOf(ctx, s.rm, id); err != nil {
+				return rep, err
+			}
+			return rep, nil
 		},
-		Replay:  s.replay,
-		Ready:   s.readiness(),
-		Metrics: promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}),
+		Replay:      s.replay,
+		Ready:       s.readiness(),
+		Notes:       s.readyNotes(),
+		Metrics:     promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}),
+		DeadLetters: s.deadLetters,
 	}
+	if s.lifecycle != nil {
+		d.Parked, d.RetryParked = s.lifecycle.Parked, s.lifecycle.RetryParked
+	}
+	return d
+}
+
+// projectionObserver reports the projections' progress, failures and
+// parks into the metrics and the log.
+func (s *service) projectionObserver() projectionObserver {
+	return projectionObserver{m: s.metrics,
+		log: func(msg, name string, err error) {
+			s.logger.Warn(msg, zap.String("projection", name), zap.Error(err))
+		},
+		park: func(what string, p projections.Parked) {
+			fields := []zap.Field{zap.String("order", p.OrderID), zap.String("kind", string(p.Kind)),
+				zap.String("reason", p.Reason), zap.String("detail", p.Detail), zap.Uint64("from_revision", p.FromRevision),
+				zap.String("message", p.Message), zap.String("message_id", p.MessageID), zap.Int("retries", p.Retries)}
+			if what == "parked" {
+				// Every other order goes on; this one waits for `ledger parked retry`.
+				s.logger.Warn("outbound lane parked", fields...)
+				return
+			}
+			s.logger.Info("outbound lane unparked", fields...)
+		}}
+}
+
+// deadLetterTimeout bounds one browse of a dead-letter queue for the API.
+const deadLetterTimeout = 20 * time.Second
+
+// deadLetters browses a dead-letter queue for the stream browser.
+func (s *service) deadLetters(ctx context.Context, queue string, limit int) ([]httpapi.DeadLetter, error) {
+	if !s.broker.Connected() {
+		return nil, fmt.Errorf("dead letters: %w: not connected to the broker", domain.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	defer cancel()
+	msgs, err := s.broker.DeadLetters(ctx, queue, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.DeadLetter, len(msgs))
+	for i, m := range msgs {
+		out[i] = httpapi.DeadLetter{MessageID: m.MessageID, Type: m.Type, Time: m.Time, Reason: m.Reason, Detail: m.Detail,
+			Exchange: m.Exchange, RoutingKey: m.RoutingKey, ContentType: m.ContentType, Headers: m.Headers, Body: m.Body}
+	}
+	return out, nil
 }
 
 // Run runs every part until ctx is done or one of them fails, then stops
@@ -140,9 +205,7 @@ func (s *service) Run(ctx context.Context) error {
 	}
 	s.addr = addr
 	c, rules := s.cfg, s.cfg.rules()
-	obs := projectionObserver{m: s.metrics, log: func(msg, name string, err error) {
-		s.logger.Warn(msg, zap.String("projection", name), zap.Error(err))
-	}}
+	obs := s.projectionObserver()
 	in := &ingest.Ingester{Log: s.store, Currency: c.currency(), Observer: ingestObserver{s.metrics}}
 	s.orders = projections.NewPausable(func(ctx context.Context) error {
 		return projections.NewOrders(s.store, s.rm, projections.ReadModelConfig{Rules: rules, Observer: obs}).Run(ctx)
@@ -161,10 +224,8 @@ func (s *service) Run(ctx context.Context) error {
 	part("consumer", func(ctx context.Context) error { return s.broker.Consume(ctx, rabbitmq.IngestHandler(in)) })
 	part("readmodel", s.orders.Run)
 	part("timeouts", projections.NewTimeouts(s.store, s.rm, projections.TimeoutsConfig{Currency: c.currency(), Observer: obs}).Run)
-	if c.Projections.Publisher {
-		pub := rabbitmq.NewPublisher(s.broker, c.publisherConfig())
-		part("lifecycle", projections.NewLifecycle(s.store, pub, s.rm,
-			projections.LifecycleConfig{Rules: rules, Outbound: c.outbound(), Observer: obs}).Run)
+	if s.lifecycle != nil {
+		part("lifecycle", s.lifecycle.Run)
 	}
 	part("lag", s.watchLag)
 	part("memory", s.releaseMemory)
@@ -248,6 +309,14 @@ func (s *service) readiness() []httpapi.Check {
 			_, _, err := s.store.Head(ctx)
 			return err
 		}},
+		// A consumer holding its deliveries for a store outage takes no
+		// new ones: not ready, though the process is healthy.
+		{Name: "ingest", Fn: func(context.Context) error {
+			if reason, _, paused := s.broker.Paused(); paused {
+				return fmt.Errorf("ingest paused: %s", reason)
+			}
+			return nil
+		}},
 		{Name: "projections", Fn: func(ctx context.Context) error {
 			lag, err := s.lagOf(ctx, projections.ReadModelName)
 			if err != nil {
@@ -259,6 +328,34 @@ func (s *service) readiness() []httpapi.Check {
 			return nil
 		}},
 	}
+}
+
+// readyNotes lists what /readyz tells without deciding: how many orders
+// are parked, and why ingest is paused (the "ingest" check is what fails).
+func (s *service) readyNotes() []httpapi.Note {
+	notes := []httpapi.Note{{Name: "ingest", Fn: func(context.Context) (string, error) {
+		reason, since, paused := s.broker.Paused()
+		if !paused {
+			return "", nil
+		}
+		// The reason is the store's error: shown, as /readyz must say why,
+		// with any credentials in it scrubbed like the logs.
+		return fmt.Sprintf("ingest paused since %s: %s", since.UTC().Format(time.RFC3339), scrub([]byte(reason))), nil
+	}}}
+	if s.lifecycle != nil {
+		notes = append(notes, httpapi.Note{Name: "parked", Fn: func(ctx context.Context) (string, error) {
+			lanes, err := s.lifecycle.Parked(ctx)
+			if err != nil {
+				return "", err
+			}
+			orders := map[string]bool{}
+			for _, p := range lanes {
+				orders[p.OrderID] = true
+			}
+			return fmt.Sprintf("parked: %d orders (%d lanes)", len(orders), len(lanes)), nil
+		}})
+	}
+	return notes
 }
 
 func (s *service) lagOf(ctx context.Context, name string) (int64, error) {
@@ -283,6 +380,11 @@ func (s *service) watchLag(ctx context.Context) error {
 		for _, name := range []string{projections.ReadModelName, projections.LifecycleName} {
 			if lag, err := s.lagOf(ctx, name); err == nil {
 				s.metrics.lag.WithLabelValues(name).Set(float64(lag))
+			}
+		}
+		if s.lifecycle != nil {
+			if lanes, err := s.lifecycle.Parked(ctx); err == nil {
+				s.metrics.setParked(lanes)
 			}
 		}
 		select {

@@ -228,6 +228,9 @@ func (a *app) auditCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if rep.Parked, err = localParked(cmd.Context(), c, id); err != nil {
+					logger.Warn("cannot read the parked lanes", zap.Error(err))
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
@@ -282,7 +285,35 @@ func writeAuditTable(out io.Writer, rep projections.AuditReport, cur domain.Curr
 	for _, ig := range rep.Ignored {
 		fmt.Fprintf(out, "ignored rev %d %s: %s\n", ig.Revision, ig.Type, ig.Reason)
 	}
+	for _, p := range rep.Parked {
+		fmt.Fprintf(out, "parked  %s from rev %d (%s %s) since %s: %s", laneLabel(string(p.Kind)), p.FromRevision,
+			p.Message, p.MessageID, p.ParkedAt.UTC().Format(time.RFC3339), p.Reason)
+		if p.Detail != "" {
+			fmt.Fprintf(out, ": %s", oneLine(p.Detail))
+		}
+		if p.Retries > 0 {
+			fmt.Fprintf(out, " (retried %d×)", p.Retries)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(rep.Parked) > 0 {
+		fmt.Fprintf(out, "after a fix: ledger parked retry %s\n", rep.OrderID)
+	}
 	return nil
+}
+
+// localParked reads an order's parked lanes from the read model when
+// there is one (the tools must not create it).
+func localParked(ctx context.Context, c Config, orderID string) ([]projections.Parked, error) {
+	if _, err := os.Stat(c.readModelPath()); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	rm, err := bolt.OpenReadModel(c.readModelPath())
+	if err != nil {
+		return nil, inUseHint(err)
+	}
+	defer rm.Close()
+	return projections.ParkedOf(ctx, rm, orderID)
 }
 
 func routing(k string) string {

@@ -347,9 +347,11 @@
     const timeline = h('ol', { id: 'timeline', class: 'timeline' });
     const notes = h('div', { id: 'audit-notes' });
     const events = h('div', { id: 'order-events', class: 'events' });
+    const parkedBox = h('div', { id: 'parked-banner', class: 'parked-banner', hidden: true });
     const stream = 'order-' + id;
     view().replaceChildren(
       h('h1', {}, 'Order ', h('code', { id: 'order-id' }, id)),
+      parkedBox,
       h('p', { class: 'links' },
         h('a', { href: streamHref(stream) }, 'Stream ' + stream),
         h('a', { href: '/api/orders/' + encodeURIComponent(id) + '/audit' }, 'Audit JSON'),
@@ -435,8 +437,21 @@
       } catch (e) { showError(events, e); }
     }
 
+    async function parked() {
+      try {
+        const body = await getJSON('/api/parked?orderId=' + encodeURIComponent(id));
+        parkedBox.replaceChildren(...(body.parked.length ? parkedBanner(id, body.parked) : []));
+        parkedBox.hidden = body.parked.length === 0;
+        parkedBox.dataset.lanes = String(body.parked.length);
+      } catch (e) {
+        // 501: this process parks nothing; other errors must not hide the page.
+        parkedBox.hidden = true;
+        parkedBox.dataset.lanes = '0';
+      }
+    }
+
     async function all() {
-      const [rev] = await Promise.all([summary(), audit(), chart(), evs()]);
+      const [rev] = await Promise.all([summary(), audit(), chart(), evs(), parked()]);
       view().dataset.ready = '1';
       await settle(rev);
     }
@@ -449,6 +464,113 @@
       timer = setTimeout(all, 400);
     };
     return all();
+  }
+
+  // ---- parked lanes ----
+
+  function laneName(kind) {
+    return kind === 'accelbyte' ? 'AccelByte events' : kind === 'bookworm' ? 'BookWorm commands' : String(kind);
+  }
+
+  // parkedBanner says, on an order's page, which of its lanes are set
+  // aside and why.
+  function parkedBanner(id, lanes) {
+    return [
+      h('h2', {}, 'Parked'),
+      h('p', {}, 'Some of this order\'s messages are held back; every other order goes on. After a fix: ',
+        h('code', {}, 'ledger parked retry ' + id)),
+      h('ul', {}, lanes.map((p) => h('li', { class: 'parked-lane', 'data-kind': p.kind, 'data-reason': p.reason },
+        h('b', {}, laneName(p.kind)), ' ', h('span', { class: 'parked-reason' }, p.reason),
+        ' since ', h('time', { datetime: p.parkedAt || '' }, when(p.parkedAt)),
+        p.retries ? h('span', { class: 'muted' }, ` (retried ${p.retries}×)`) : null,
+        h('br'),
+        h('span', { class: 'muted small' }, `held from revision #${p.fromRevision}: ${p.message || ''} `),
+        p.messageId ? h('code', { class: 'message-id small' }, p.messageId) : null,
+        p.detail ? h('p', { class: 'parked-detail' }, p.detail) : null))),
+    ];
+  }
+
+  function renderParked() {
+    const tbody = h('tbody');
+    const status = h('p', { class: 'muted small', id: 'parked-status' });
+    view().replaceChildren(
+      h('h1', {}, 'Parked'),
+      h('p', { class: 'muted' }, 'Lanes of orders whose messages could not be built or were refused for good. ',
+        'Their later messages wait behind them; every other order goes on. ',
+        h('code', {}, 'ledger parked retry <orderId>… | --all'), ' publishes them again after a fix.'),
+      h('table', { id: 'parked-list', class: 'grid' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Order'), h('th', {}, 'Lane'), h('th', {}, 'Reason'),
+          h('th', {}, 'Held message'), h('th', {}, 'Since'), h('th', { class: 'num' }, 'Retries'))),
+        tbody),
+      status);
+    return (async () => {
+      try {
+        const body = await getJSON('/api/parked');
+        for (const p of body.parked) {
+          tbody.append(h('tr', { 'data-order': p.orderId, 'data-kind': p.kind },
+            h('td', {}, h('a', { href: orderHref(p.orderId) }, p.orderId)),
+            h('td', {}, laneName(p.kind)),
+            h('td', {}, h('span', { class: 'parked-reason' }, p.reason), p.detail ? h('div', { class: 'muted small' }, p.detail) : null),
+            h('td', {}, '#' + p.fromRevision + ' ' + (p.message || '')),
+            h('td', {}, when(p.parkedAt)),
+            h('td', { class: 'num' }, p.retries)));
+        }
+        status.textContent = body.lanes === 0 ? 'Nothing is parked.' : `${body.lanes} lane(s) of ${body.orders} order(s)`;
+      } catch (e) {
+        showError(status, e);
+      }
+      view().dataset.ready = '1';
+    })();
+  }
+
+  // ---- dead letters ----
+
+  function renderDeadLetters(params) {
+    const queue = params.get('queue') === 'skipped' ? 'skipped' : 'error';
+    const counts = h('tbody');
+    const list = h('tbody');
+    const status = h('p', { class: 'muted small', id: 'dl-status' });
+    const tab = (q, label) => h('a', { href: '/ui/deadletters?queue=' + q, class: 'tab', 'aria-current': q === queue ? 'page' : null, 'data-queue': q }, label);
+    view().replaceChildren(
+      h('h1', {}, 'Dead letters'),
+      h('p', { class: 'links' }, tab('error', 'Error queue'), tab('skipped', 'Skipped queue'),
+        h('a', { href: '/api/deadletters?queue=' + queue }, 'JSON')),
+      h('p', { class: 'muted' }, 'Inbound messages the ledger could not take, left in place. ',
+        h('code', {}, 'ledger deadletters show <messageId>'), ' and ', h('code', {}, 'ledger deadletters redrive'), ' act on them.'),
+      h('h2', {}, 'By reason'),
+      h('table', { id: 'dl-counts', class: 'grid' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Reason'), h('th', { class: 'num' }, 'Messages'))), counts),
+      h('h2', {}, 'Messages'),
+      h('table', { id: 'dl-list', class: 'grid' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Reason'), h('th', {}, 'Type'), h('th', {}, 'Message id'), h('th', {}, 'Body'))),
+        list),
+      status);
+    view().dataset.queue = queue;
+    return (async () => {
+      try {
+        const body = await getJSON('/api/deadletters?' + new URLSearchParams({ queue, limit: '200' }));
+        for (const c of body.counts) {
+          counts.append(h('tr', { 'data-reason': c.reason }, h('td', {}, c.reason || '(none)'), h('td', { class: 'num' }, c.count)));
+        }
+        for (const m of body.messages) {
+          const full = m.bodyEncoding ? m.body : pretty(m.body);
+          list.append(h('tr', { class: 'dead-letter', 'data-message-id': m.messageId, 'data-reason': m.reason },
+            h('td', {}, when(m.time)),
+            h('td', {}, m.reason, m.detail ? h('div', { class: 'muted small' }, m.detail) : null),
+            h('td', {}, shortType(m.type) || '–', m.exchange ? h('div', { class: 'muted small' }, 'from ', h('code', {}, m.exchange), m.routingKey ? [' key ', h('code', {}, m.routingKey)] : null) : null),
+            h('td', {}, h('code', { class: 'message-id' }, m.messageId || '–')),
+            h('td', {}, h('details', {},
+              h('summary', {}, h('code', { class: 'preview' }, m.preview), m.size > m.preview.length ? h('span', { class: 'muted small' }, ` … ${m.size} bytes`) : null),
+              h('pre', { class: 'json dl-body' }, full),
+              m.headers ? [h('h4', {}, 'Headers'), h('pre', { class: 'json dl-headers' }, pretty(m.headers))] : null))));
+        }
+        const n = body.messages.length;
+        status.textContent = n === 0 ? `The ${queue} queue is empty.` : `${n} message(s)${body.more ? ', more in the queue' : ''}`;
+      } catch (e) {
+        showError(status, e);
+      }
+      view().dataset.ready = '1';
+    })();
   }
 
   // ---- live tail ----
@@ -493,6 +615,16 @@
     if (path === '/ui/orders' || path === '/ui/orders/') {
       document.body.dataset.page = 'orders';
       return renderOrders();
+    }
+    if (path === '/ui/parked' || path === '/ui/parked/') {
+      document.body.dataset.page = 'parked';
+      document.title = 'Parked · Ledger';
+      return renderParked();
+    }
+    if (path === '/ui/deadletters' || path === '/ui/deadletters/') {
+      document.body.dataset.page = 'deadletters';
+      document.title = 'Dead letters · Ledger';
+      return renderDeadLetters(params);
     }
     if ((m = /^\/ui\/orders\/([^/]+)$/.exec(path))) {
       const id = decodeURIComponent(m[1]);

@@ -85,6 +85,28 @@ func Plan(seed uint64, n int, scenarios []Scenario) []Order {
 	return orders
 }
 
+// PoisonMinor is the total of a poison order: 30,000,000.00 USD, a real
+// and valid amount, but above the AccelByte contract's int32 price
+// (2,147,483,647 minor units), so its AccelByte events can never be built.
+const PoisonMinor int64 = 3_000_000_000
+
+// Poison makes every n-th order (the n-th, the 2n-th, …) a poison order
+// and returns their ids: the facts are valid and must be stored, their
+// BookWorm commands go out, and only their AccelByte events are parked.
+func Poison(orders []Order, every int) map[string]bool {
+	ids := map[string]bool{}
+	if every < 1 {
+		return ids
+	}
+	for i := every - 1; i < len(orders); i += every {
+		o := &orders[i]
+		o.Minor = PoisonMinor + o.Minor
+		o.Steps = steps(*o)
+		ids[o.ID] = true
+	}
+	return ids
+}
+
 func newUUID(r *rand.Rand) string {
 	var b [16]byte
 	for i := range b {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -39,7 +40,8 @@ type Load struct {
 	Publishes  int               // publishes, re-publishes after a connection loss included
 	IDs        map[string]string // inbound message id -> order id
 	Scenario   map[string]traffic.Scenario
-	Elapsed    time.Duration // from the first publish to the last confirm
+	Poison     map[string]bool // orders whose AccelByte events cannot be built (traffic.Poison)
+	Elapsed    time.Duration   // from the first publish to the last confirm
 	Reconnects int
 }
 
@@ -79,9 +81,12 @@ func (l *Loader) Run(ctx context.Context) (Load, error) {
 	if giveUp <= 0 {
 		giveUp = 3 * time.Minute
 	}
-	res := Load{Orders: len(l.Orders), IDs: map[string]string{}, Scenario: map[string]traffic.Scenario{}}
+	res := Load{Orders: len(l.Orders), IDs: map[string]string{}, Scenario: map[string]traffic.Scenario{}, Poison: map[string]bool{}}
 	for _, o := range l.Orders {
 		res.Scenario[o.ID] = o.Scenario
+		if o.Minor > math.MaxInt32 {
+			res.Poison[o.ID] = true
+		}
 	}
 	p := &publisher{url: l.URL, giveUp: giveUp, logf: l.logf}
 	defer p.close()

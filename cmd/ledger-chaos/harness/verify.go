@@ -43,6 +43,11 @@ type Report struct {
 	LifecycleLag  int64 // log positions the publisher's checkpoint is behind the head
 	StatusDiffers int   // orders not in their scenario's final status (facts reordered by redelivery)
 
+	PoisonOrders    int // orders the run made over-large (Load.Poison)
+	ParkedLanes     int // order lanes the ledger parked
+	PoisonUnparked  int // poison orders whose AccelByte lane is not parked
+	ParkedNotPoison int // parked lanes that are not a poison order's AccelByte lane
+
 	Problems []string // the first few details behind non-zero counts
 }
 
@@ -67,6 +72,8 @@ func (r Report) Failures() []string {
 	add(r.ChangedIDs != 0, "%d outbound ids are not the deterministic id of their transition", r.ChangedIDs)
 	add(r.ReplayChanges != 0, "read model differs from a fresh replay for %d orders", r.ReplayChanges)
 	add(r.LifecycleLag != 0, "lifecycle publisher %d positions behind the log", r.LifecycleLag)
+	add(r.PoisonUnparked != 0, "%d poison orders not parked", r.PoisonUnparked)
+	add(r.ParkedNotPoison != 0, "%d parked lanes of orders that are not poison", r.ParkedNotPoison)
 	return f
 }
 
@@ -192,14 +199,28 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 		}
 	}
 
+	if err := checkReadModel(ctx, store, dataDir, load, r); err != nil {
+		return nil, err
+	}
+	return expected, nil
+}
+
+// checkReadModel compares the read model with a fresh replay, the parked
+// lanes with the poison set, and the lifecycle checkpoint with the head.
+func checkReadModel(ctx context.Context, store *bolt.Log, dataDir string, load Load, r *Report) error {
 	rm, err := bolt.OpenReadModel(filepath.Join(dataDir, "readmodel.db"))
 	if err != nil {
-		return nil, fmt.Errorf("open read model: %w", err)
+		return fmt.Errorf("open read model: %w", err)
 	}
 	defer rm.Close()
+	lanes, err := rm.ListParked(ctx)
+	if err != nil {
+		return fmt.Errorf("parked lanes: %w", err)
+	}
+	checkParked(lanes, load, r)
 	res, err := projections.Replay(ctx, store, projections.ReplayOptions{Rules: Rules, Current: rm})
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return fmt.Errorf("replay: %w", err)
 	}
 	r.ReplayOrders, r.ReplayChanges = res.Orders, len(res.Changes)
 	for i, c := range res.Changes {
@@ -213,18 +234,39 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 		r.problem("read model %s: %s, replay: %s net %d", c.OrderID, before, c.After.Status, c.After.Money.Net)
 	}
 	if head, ok, err := store.Head(ctx); err != nil {
-		return nil, fmt.Errorf("head: %w", err)
+		return fmt.Errorf("head: %w", err)
 	} else if ok {
 		cp, err := rm.Checkpoint(ctx, projections.LifecycleName)
 		if err != nil {
-			return nil, fmt.Errorf("lifecycle checkpoint: %w", err)
+			return fmt.Errorf("lifecycle checkpoint: %w", err)
 		}
 		r.LifecycleLag = int64(head.Commit) + 1
 		if cp != nil {
 			r.LifecycleLag = int64(head.Commit) - int64(cp.Commit)
 		}
 	}
-	return expected, nil
+	return nil
+}
+
+// checkParked compares the parked lanes with the poison set: exactly each
+// poison order's AccelByte lane, nothing else.
+func checkParked(lanes []projections.Parked, load Load, r *Report) {
+	r.PoisonOrders, r.ParkedLanes = len(load.Poison), len(lanes)
+	parked := map[string]bool{}
+	for _, p := range lanes {
+		if !load.Poison[p.OrderID] || p.Kind != domain.KindAccelByte {
+			r.ParkedNotPoison++
+			r.problem("order %s parked (%s): %s: %s", p.OrderID, p.Kind, p.Reason, p.Detail)
+			continue
+		}
+		parked[p.OrderID] = true
+	}
+	for id := range load.Poison {
+		if !parked[id] {
+			r.PoisonUnparked++
+			r.problem("poison order %s is not parked", id)
+		}
+	}
 }
 
 // checkQueues drains every outbound queue and compares with expected.
@@ -365,6 +407,14 @@ func WriteTable(w io.Writer, load Load, f Faults, r Report) error {
 	row("outbound ids with a changed id", fmt.Sprint(r.ChangedIDs), must0(r.ChangedIDs))
 	row("read model vs fresh replay", fmt.Sprintf("%d of %d orders differ", r.ReplayChanges, r.ReplayOrders), must0(r.ReplayChanges))
 	row("lifecycle checkpoint lag", fmt.Sprint(r.LifecycleLag), must0(int(r.LifecycleLag)))
+	if r.PoisonOrders > 0 || r.ParkedLanes > 0 {
+		note := "ok"
+		if r.PoisonUnparked != 0 {
+			note = "FAIL (must be all)"
+		}
+		row("poison orders parked", fmt.Sprintf("%d / %d", r.PoisonOrders-r.PoisonUnparked, r.PoisonOrders), note+", AccelByte lane of each over-large order")
+		row("parked, not poison", fmt.Sprint(r.ParkedNotPoison), must0(r.ParkedNotPoison))
+	}
 	row("orders not in scenario status", fmt.Sprint(r.StatusDiffers), "informational: redelivery may reorder an order's facts")
 	return tw.Flush()
 }

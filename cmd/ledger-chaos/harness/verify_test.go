@@ -13,6 +13,7 @@ import (
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/ingest"
+	"github.com/bookworm-ledger/ledger/projections"
 )
 
 // The checks must be able to fail: a store with a lost message, a
@@ -80,4 +81,29 @@ func TestCheckStoreFindsLossDuplicatesAndStaleReadModel(t *testing.T) {
 	assert.Equal(t, 3+3+2, cmds, "BookWorm commands")
 	assert.Contains(t, OutboundQueues(), CaptureQueue)
 	assert.Equal(t, domain.AccelByteExchange, OutboundQueues()[CaptureQueue])
+}
+
+// The parked check fails both ways: a poison order left unparked, and a
+// parked lane of an order that is not poison (or the wrong lane of one).
+func TestCheckParkedMatchesThePoisonSetExactly(t *testing.T) {
+	orders := traffic.Plan(11, 10, []traffic.Scenario{traffic.Fulfilled})
+	poison := traffic.Poison(orders, 5)
+	require.Len(t, poison, 2)
+	load := Load{Poison: poison}
+	lane := func(o traffic.Order, kind domain.OutboundKind) projections.Parked {
+		return projections.Parked{OrderID: o.ID, Kind: kind, Reason: projections.ReasonUnbuildable}
+	}
+
+	var r Report
+	checkParked([]projections.Parked{lane(orders[4], domain.KindAccelByte), lane(orders[9], domain.KindAccelByte)}, load, &r)
+	assert.Empty(t, r.Failures())
+	assert.Equal(t, 2, r.PoisonOrders)
+	assert.Equal(t, 2, r.ParkedLanes)
+
+	r = Report{}
+	checkParked([]projections.Parked{lane(orders[4], domain.KindAccelByte), lane(orders[0], domain.KindAccelByte), lane(orders[9], domain.KindBookWorm)}, load, &r)
+	assert.Equal(t, 1, r.PoisonUnparked, "orders[9]'s AccelByte lane is not parked")
+	assert.Equal(t, 2, r.ParkedNotPoison, "orders[0] is not poison; orders[9]'s BookWorm lane is the wrong lane")
+	assert.Len(t, r.Failures(), 2)
+	assert.Greater(t, orders[4].Minor, int64(2_147_483_647))
 }
