@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -79,10 +78,27 @@ type Event struct {
 	ID       string // event id (de-duplication key)
 	Revision uint64 // position in the order's stream
 	Fact     Fact
-	// CorrelationID is the stored $correlationId, if the reader has it. The
-	// fold ignores it; Intents uses it (when a UUID) as the outbound
-	// correlation and AccelByte traceId instead of the order id.
-	CorrelationID string
+	// What the causing message's envelope said, as the reader decoded it
+	// from the stored metadata. The fold ignores them (but keeps the
+	// checkout's conversation); Intents carries them onto the outbound
+	// messages as a MassTransit consumer would.
+	MessageID      string // the envelope's message id
+	CorrelationID  string // the envelope's own correlation id, "" when it had none
+	ConversationID string // the envelope's conversation id, "" when it had none
+}
+
+// Conversation is the conversation the messages e causes belong to: the
+// envelope's, or, when it started none, a new one derived from the event
+// id (MassTransit starts a new conversation for a send outside one; the
+// ledger derives it so a re-publish carries the same).
+func (e Event) Conversation() string {
+	if c, ok := CanonicalUUID(e.ConversationID); ok {
+		return c
+	}
+	if e.ID == "" {
+		return ""
+	}
+	return NameUUID("conversation", e.ID)
 }
 
 // Totals are an order's money, in minor units.
@@ -110,6 +126,10 @@ type State struct {
 
 	Money         Totals
 	PendingRefund int64 // provider settlement: the refund in flight while REFUNDING
+
+	// ConversationID is the checkout's conversation: the placement
+	// time-outs the ledger appends continue it.
+	ConversationID string
 
 	PlacementAttempts int       // PlaceOrderCommands sent so far
 	PlacementDeadline time.Time // zero: no placement clock running
@@ -379,11 +399,36 @@ func CanNotify(fullName, email *string) bool {
 	return fullName != nil && email != nil && strings.TrimSpace(*fullName) != "" && strings.TrimSpace(*email) != ""
 }
 
-func reasonOf(f *Fact) string {
-	if f.Reason != "" {
-		return f.Reason
+// The AccelByte statusReason of each transition: what happened, in words a
+// person reads (specs/lifecycle.md lists them). A fact that gives its own
+// reason (payment facts, fulfilment failures, refund requests) adds it
+// after a colon.
+const (
+	ReasonCheckedOut          = "checked out: order placed"
+	ReasonCharged             = "basket deleted: payment captured"
+	ReasonBasketDeleteFailed  = "basket deletion failed: order cancelled"
+	ReasonCancelledBeforePay  = "order cancelled before payment"
+	ReasonFulfilled           = "order completed: fulfilled"
+	ReasonFulfillFailed       = "fulfilment failed"
+	ReasonCancelRefund        = "order cancelled: refund requested"
+	ReasonCancelRefunded      = "order cancelled: refunded"
+	ReasonRefundRequested     = "refund requested"
+	ReasonRefundedImmediately = "refund settled immediately"
+	ReasonRefunded            = "refund settled by provider"
+	ReasonRefundFailed        = "refund failed"
+	ReasonChargeback          = "chargeback received"
+	ReasonChargebackReversed  = "chargeback reversed"
+	reasonExpiredFormat       = "placement expired after %d attempts"
+	reasonResentFormat        = "placement re-sent after time-out %d"
+	reasonRestatedPrefix      = "restated after replay "
+)
+
+// because is base, with the fact's own reason after a colon when it has one.
+func because(base string, f *Fact) string {
+	if r := strings.TrimSpace(f.Reason); r != "" {
+		return base + ": " + r
 	}
-	return string(f.Type)
+	return base
 }
 
 const (
@@ -467,9 +512,10 @@ func (m *machine) checkedOut(e *Event) (Disposition, string) {
 	m.s.OrderID, m.s.BasketID = f.OrderID, f.BasketID
 	m.s.FullName, m.s.Email = f.FullName, f.Email
 	m.s.Total = f.Amount
+	m.s.ConversationID = e.Conversation()
 	m.s.PlacementAttempts = 1
 	m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
-	m.transition(e, StatusInit, reasonOf(f), EventOrderCreated, CommandPlaceOrder, "")
+	m.transition(e, StatusInit, because(ReasonCheckedOut, f), EventOrderCreated, CommandPlaceOrder, "")
 	return DispApplied, ""
 }
 
@@ -497,14 +543,14 @@ func (m *machine) placementTimedOut(e *Event) (Disposition, string) {
 		m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)
 		reason := ""
 		if m.out != nil { // the state keeps no reason for INIT -> INIT
-			reason = "placement re-sent after time-out " + strconv.Itoa(f.Attempt)
+			reason = fmt.Sprintf(reasonResentFormat, f.Attempt)
 		}
 		m.transition(e, StatusInit, reason, "", CommandPlaceOrder, "")
 		return DispApplied, ""
 	}
 	m.s.PlacementDeadline = time.Time{}
 	send, withheld := m.guarded(CommandCancelOrder)
-	m.transition(e, StatusClosed, fmt.Sprintf("placement timed out after %d attempts", m.s.PlacementAttempts), EventOrderExpired, send, withheld)
+	m.transition(e, StatusClosed, fmt.Sprintf(reasonExpiredFormat, m.s.PlacementAttempts), EventOrderExpired, send, withheld)
 	return DispApplied, ""
 }
 
@@ -520,7 +566,7 @@ func (m *machine) basketDeleted(e *Event) (Disposition, string) {
 		m.s.Total = f.Amount
 		m.s.Money.Captured = f.Amount
 		m.setNet()
-		m.transition(e, StatusCharged, reasonOf(f), EventOrderCharged, CommandDeleteBasketComplete, "")
+		m.transition(e, StatusCharged, because(ReasonCharged, f), EventOrderCharged, CommandDeleteBasketComplete, "")
 		return DispApplied, ""
 	}
 	if st == StatusClosed {
@@ -537,7 +583,7 @@ func (m *machine) basketDeleteFailed(e *Event) (Disposition, string) {
 	if st == StatusInit {
 		m.stopClock()
 		m.s.Email = f.Email
-		m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, CommandDeleteBasketFailed, "")
+		m.transition(e, StatusClosed, because(ReasonBasketDeleteFailed, f), EventOrderCancelled, CommandDeleteBasketFailed, "")
 		return DispApplied, ""
 	}
 	if st == StatusClosed {
@@ -557,7 +603,7 @@ func (m *machine) completed(e *Event) (Disposition, string) {
 	case StatusCharged, StatusFulfillFailed:
 		m.s.FullName, m.s.Email = f.FullName, f.Email
 		send, withheld := m.guarded(CommandCompleteOrder)
-		m.transition(e, StatusFulfilled, reasonOf(f), EventOrderFulfilled, send, withheld)
+		m.transition(e, StatusFulfilled, because(ReasonFulfilled, f), EventOrderFulfilled, send, withheld)
 		return DispApplied, ""
 	case StatusFulfilled:
 		return DispIgnored, "order already fulfilled"
@@ -577,7 +623,7 @@ func (m *machine) cancelled(e *Event) (Disposition, string) {
 		m.stopClock()
 		m.s.FullName, m.s.Email = f.FullName, f.Email
 		send, withheld := m.guarded(CommandCancelOrder)
-		m.transition(e, StatusClosed, reasonOf(f), EventOrderCancelled, send, withheld)
+		m.transition(e, StatusClosed, because(ReasonCancelledBeforePay, f), EventOrderCancelled, send, withheld)
 		return DispApplied, ""
 	case StatusCharged, StatusFulfilled, StatusFulfillFailed, StatusChargebackReversed, StatusRefundFailed:
 		// The guard reads the names the cancel carries, as BookWorm maps them first.
@@ -644,7 +690,7 @@ func (m *machine) refunded(e *Event) (Disposition, string) {
 		m.s.Money.Refunded += f.Amount
 		m.setNet()
 		m.s.PendingRefund = 0
-		m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
+		m.transition(e, StatusRefunded, because(ReasonRefunded, f), EventOrderRefunded, "", "")
 		return DispApplied, ""
 	case StatusRefunded:
 		m.flag(e, "second refund result for a refunded order")
@@ -666,7 +712,7 @@ func (m *machine) refundFailed(e *Event) (Disposition, string) {
 	switch st {
 	case StatusRefunding:
 		m.s.PendingRefund = 0
-		m.transition(e, StatusRefundFailed, reasonOf(f), EventOrderRefundFailed, "", "")
+		m.transition(e, StatusRefundFailed, because(ReasonRefundFailed, f), EventOrderRefundFailed, "", "")
 		return DispApplied, ""
 	case StatusRefunded:
 		return DispIgnored, "order already refunded"
@@ -690,7 +736,7 @@ func (m *machine) chargeback(e *Event) (Disposition, string) {
 		}
 		m.s.Money.ChargedBack += f.Amount
 		m.setNet()
-		m.transition(e, StatusChargeback, reasonOf(f), EventOrderChargeback, "", "")
+		m.transition(e, StatusChargeback, because(ReasonChargeback, f), EventOrderChargeback, "", "")
 		return DispApplied, ""
 	case StatusRefunding:
 		return DispHeld, "refund in progress; waits for its result"
@@ -716,7 +762,7 @@ func (m *machine) chargebackReversed(e *Event) (Disposition, string) {
 		}
 		m.s.Money.Reversed += f.Amount
 		m.setNet()
-		m.transition(e, StatusChargebackReversed, reasonOf(f), EventOrderChargebackReversed, "", "")
+		m.transition(e, StatusChargebackReversed, because(ReasonChargebackReversed, f), EventOrderChargebackReversed, "", "")
 		return DispApplied, ""
 	case StatusRefunded:
 		return DispIgnored, "order already refunded"
@@ -734,7 +780,7 @@ func (m *machine) fulfillFailed(e *Event) (Disposition, string) {
 	case StatusInit:
 		return DispHeld, whyNotCharged
 	case StatusCharged:
-		m.transition(e, StatusFulfillFailed, reasonOf(f), EventOrderFulfillFailed, "", "")
+		m.transition(e, StatusFulfillFailed, because(ReasonFulfillFailed, f), EventOrderFulfillFailed, "", "")
 		return DispApplied, ""
 	case StatusFulfillFailed:
 		return DispIgnored, "fulfilment already failed"
@@ -757,7 +803,7 @@ func (m *machine) restated(e *Event) (Disposition, string) {
 	}
 	reason := r.Reason
 	if reason == "" {
-		reason = "restated after replay " + r.ReplayID
+		reason = reasonRestatedPrefix + r.ReplayID
 	}
 	// The fold already reflects the fix; the restatement tells the world
 	// what changed since it last heard (From = what it was told).
@@ -779,11 +825,15 @@ func (m *machine) requestRefund(e *Event, amount int64, send, withheld string) (
 		return DispIgnored, "refund above what was captured"
 	}
 	f := &e.Fact
-	m.transition(e, StatusRefunding, reasonOf(f), EventOrderRefundRequested, send, withheld)
+	requested, settled := ReasonRefundRequested, ReasonRefundedImmediately
+	if f.Type == FactOrderCancelled {
+		requested, settled = ReasonCancelRefund, ReasonCancelRefunded
+	}
+	m.transition(e, StatusRefunding, because(requested, f), EventOrderRefundRequested, send, withheld)
 	if m.r.RefundSettlement == SettleImmediate {
 		m.s.Money.Refunded += amount
 		m.setNet()
-		m.transition(e, StatusRefunded, reasonOf(f), EventOrderRefunded, "", "")
+		m.transition(e, StatusRefunded, because(settled, f), EventOrderRefunded, "", "")
 		return DispApplied, ""
 	}
 	m.s.PendingRefund = amount

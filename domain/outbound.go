@@ -52,15 +52,24 @@ func (c OutboundConfig) Validate() error {
 // everything but Body, which the codec package renders from the fields
 // (codec.RenderBodies) before the message reaches a publisher.
 type Outbound struct {
-	Kind          OutboundKind
-	Name          string // "orderCreated" / "PlaceOrderCommand"
-	MessageID     string // deterministic: MessageID(stream, revision, Kind+":"+Name)
-	Exchange      string // AccelByteExchange | CommandExchange(Name)
-	RoutingKey    string // AccelByte: the event name; BookWorm: ""
-	OrderID       string
-	CorrelationID string    // the causing event's correlation id, else the order id (BookWorm's saga correlation)
-	CausationID   string    // the causing fact's event id
-	Time          time.Time // the causing fact's time, UTC
+	Kind       OutboundKind
+	Name       string // "orderCreated" / "PlaceOrderCommand"
+	MessageID  string // deterministic: MessageID(stream, revision, Kind+":"+Name)
+	Exchange   string // AccelByteExchange | CommandExchange(Name)
+	RoutingKey string // AccelByte: the event name; BookWorm: ""
+	OrderID    string
+	// The MassTransit ids a consumer of the causing message would send
+	// with (SendContextExtensions.TransferConsumeContextHeaders):
+	// CorrelationID is the causing message's correlation id, else the
+	// order id (BookWorm's saga correlation), and also the AccelByte
+	// traceId; ConversationID is the causing message's conversation (for
+	// a placement time-out, the checkout's); InitiatorID is the causing
+	// message's correlation id, else its message id.
+	CorrelationID  string
+	ConversationID string
+	InitiatorID    string
+	CausationID    string    // the causing fact's event id
+	Time           time.Time // the causing fact's time, UTC
 
 	// What the body says besides the fields above.
 	Order        OrderSnapshot // the order after the transition
@@ -123,11 +132,9 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("intents for %s: %w", stream, err)
 	}
-	corr := s.OrderID // BookWorm's saga correlation
-	if c, ok := CanonicalUUID(t.Cause.CorrelationID); ok {
-		corr = c
-	}
-	base := Outbound{OrderID: s.OrderID, CorrelationID: corr, CausationID: t.Cause.ID, Time: t.Cause.Fact.At.UTC(),
+	corr, conv, initiator := propagated(s, t.Cause)
+	base := Outbound{OrderID: s.OrderID, CorrelationID: corr, ConversationID: conv, InitiatorID: initiator,
+		CausationID: t.Cause.ID, Time: t.Cause.Fact.At.UTC(),
 		Order: OrderSnapshot{BasketID: s.BasketID, FullName: s.FullName, Email: s.Email, Total: s.Total},
 		From:  t.From, To: t.To, StatusReason: t.Reason}
 	out := make([]Outbound, 0, 2)
@@ -163,6 +170,29 @@ func Intents(cfg OutboundConfig, stream string, s State, t Transition) ([]Outbou
 		return out, errs[0]
 	}
 	return out, errors.Join(errs...)
+}
+
+// propagated returns the correlation, conversation and initiator ids of
+// the messages cause leads to in state s. MassTransit's consumer rule:
+// the conversation carries on, the initiator is the consumed message's
+// correlation id if it has one, else none (MassTransit falls back to the
+// request id, which BookWorm's events never carry; it never names the
+// message id). Ids that are not UUIDs are dropped: MassTransit reads them
+// as Guid.
+func propagated(s State, cause Event) (corr, conv, initiator string) {
+	own, hasOwn := CanonicalUUID(cause.CorrelationID)
+	corr = s.OrderID // BookWorm's saga correlation
+	if hasOwn {
+		corr = own
+	}
+	conv = cause.Conversation()
+	if cause.Fact.Type == FactPlacementTimedOut && s.ConversationID != "" {
+		conv = s.ConversationID // a time-out continues the checkout's conversation
+	}
+	if hasOwn {
+		initiator = own
+	}
+	return corr, conv, initiator
 }
 
 func isCommand(name string) bool {

@@ -103,7 +103,7 @@ func TestIntentsAccelByteEnvelope(t *testing.T) {
 	if ord.OrderNo != orderA || ord.Namespace != "bookworm" || ord.UserID != basketA || ord.Quantity != 1 || ord.Price != 9999 ||
 		ord.DiscountedPrice != 9999 || ord.ActualPaid != 9999 || ord.Currency.CurrencyCode != "USD" || ord.Currency.CurrencySymbol != "$" ||
 		ord.Currency.CurrencyType != "REAL" || ord.Currency.Decimals != 2 || ord.Currency.Namespace != "bookworm" ||
-		ord.Status != "REFUNDING" || ord.PreviousStatus != "FULFILLED" || ord.StatusReason != string(domain.FactOrderCancelled) {
+		ord.Status != "REFUNDING" || ord.PreviousStatus != "FULFILLED" || ord.StatusReason != domain.ReasonCancelRefund {
 		t.Fatalf("order %+v", ord)
 	}
 	ts := h.events[3].Fact.At.Truncate(time.Second).Format(time.RFC3339)
@@ -275,5 +275,70 @@ func TestIntentsMatchSchemaProperties(t *testing.T) {
 		var order map[string]json.RawMessage
 		_ = json.Unmarshal(payload["order"], &order)
 		check("AccelByteOrder", order)
+	}
+}
+
+// TestIntentsPropagation: the ids a MassTransit consumer of the causing
+// message would send with (SendContextExtensions.TransferConsumeContextHeaders).
+func TestIntentsPropagation(t *testing.T) {
+	const (
+		conv = "11111111-1111-4111-8111-111111111111"
+		corr = "22222222-2222-4222-8222-222222222222"
+		msg  = "33333333-3333-4333-8333-333333333333"
+		msg2 = "44444444-4444-4444-8444-444444444444"
+	)
+	cfg := domain.DefaultOutboundConfig()
+	stream := domain.StreamName(orderA)
+	h := newHistory(orderA)
+	co := h.checkout()
+	co.MessageID, co.CorrelationID, co.ConversationID = msg, corr, strings.ToUpper(conv)
+	f := domain.NewFolder(immediate, domain.State{})
+	out := f.Apply(co)
+	outs, err := intents(cfg, stream, f.State(), out.Transitions[0])
+	if err != nil || len(outs) != 2 {
+		t.Fatal(outs, err)
+	}
+	for _, o := range outs {
+		if o.ConversationID != conv || o.CorrelationID != corr || o.InitiatorID != corr {
+			t.Fatalf("%s: conversation %s correlation %s initiator %s", o.Name, o.ConversationID, o.CorrelationID, o.InitiatorID)
+		}
+	}
+	if !strings.Contains(string(outs[0].Body), `"traceId":"`+strings.ReplaceAll(corr, "-", "")+`"`) {
+		t.Fatalf("traceId: %s", outs[0].Body)
+	}
+
+	// A time-out carries on the checkout's conversation; its own
+	// correlation (the order) is the initiator.
+	to := h.timeout(1, co.Fact.At.Add(immediate.PlacementTimeout))
+	to.MessageID, to.CorrelationID = to.ID, orderA
+	out = f.Apply(to)
+	outs, err = intents(cfg, stream, f.State(), out.Transitions[0])
+	if err != nil || len(outs) != 1 {
+		t.Fatal(outs, err)
+	}
+	if o := outs[0]; o.ConversationID != conv || o.CorrelationID != orderA || o.InitiatorID != orderA {
+		t.Fatalf("time-out: %+v", o)
+	}
+
+	// No correlation, no conversation: the order correlates, nothing
+	// initiates (MassTransit's rule), and a conversation derived from the
+	// event starts (the same on a re-publish).
+	ch := h.charge()
+	ch.MessageID = msg2
+	out = f.Apply(ch)
+	outs, err = intents(cfg, stream, f.State(), out.Transitions[0])
+	if err != nil || len(outs) != 2 {
+		t.Fatal(outs, err)
+	}
+	for _, o := range outs {
+		if o.CorrelationID != orderA || o.InitiatorID != "" || o.ConversationID != ch.Conversation() || o.ConversationID == conv {
+			t.Fatalf("%s: %+v", o.Name, o)
+		}
+	}
+	if _, ok := domain.CanonicalUUID(ch.Conversation()); !ok || ch.Conversation() != domain.NameUUID("conversation", ch.ID) {
+		t.Fatal(ch.Conversation())
+	}
+	if out.Transitions[0].Reason != domain.ReasonCharged {
+		t.Fatal(out.Transitions[0].Reason)
 	}
 }

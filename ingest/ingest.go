@@ -80,7 +80,7 @@ func Prepare(m Message, cur domain.Currency, received time.Time) (Prepared, erro
 		corr = f.OrderID
 	}
 	return FactEvent(f, cur, domain.Metadata{
-		CorrelationID: corr, CausationID: m.MessageID, MessageID: m.MessageID,
+		CorrelationID: corr, SentCorrelationID: m.CorrelationID, CausationID: m.MessageID, MessageID: m.MessageID,
 		ConversationID: m.ConversationID, Envelope: m.Envelope, Exchange: m.Exchange,
 		ReceivedAt: received, Redelivered: m.Redelivered,
 	})

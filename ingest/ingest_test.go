@@ -60,7 +60,7 @@ func TestPrepareBuildsTheStoredFact(t *testing.T) {
 	meta, err := codec.DecodeMetadata(p.Event.Metadata)
 	require.NoError(t, err)
 	assert.Equal(t, domain.Metadata{
-		CorrelationID: m.CorrelationID, CausationID: "msg-1", MessageID: "msg-1", Envelope: domain.EnvelopeMassTransit,
+		CorrelationID: m.CorrelationID, SentCorrelationID: m.CorrelationID, CausationID: "msg-1", MessageID: "msg-1", Envelope: domain.EnvelopeMassTransit,
 		Exchange: m.Exchange, ReceivedAt: received,
 	}, meta)
 

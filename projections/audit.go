@@ -94,7 +94,7 @@ func AuditEvents(rules domain.Rules, out domain.OutboundConfig, stream string, e
 			Recorded: re.Created, MessageID: meta.MessageID, CorrelationID: meta.CorrelationID, Envelope: meta.Envelope,
 			StatusBefore: s.Status, StatusAfter: s.Status, Totals: s.Money,
 		}
-		ev, err := toEvent(re)
+		ev, err := toEventWithMeta(re)
 		if err != nil {
 			en.Error = err.Error()
 			rep.Entries = append(rep.Entries, en)

@@ -131,7 +131,7 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 	if ps, ok := cps.(ParkStore); ok && cfg.Parking == nil {
 		cfg.Parking = ps
 	}
-	return &Lifecycle{log: log, pub: pub, cps: cps, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize)}
+	return &Lifecycle{log: log, pub: pub, cps: cps, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize, true)}
 }
 
 // Run publishes until ctx is done. It returns nil on cancellation and an

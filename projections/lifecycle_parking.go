@@ -293,7 +293,7 @@ func (l *Lifecycle) laneMessages(ctx context.Context, p Parked) ([]domain.Outbou
 		if l.handled == nil || l.handled.Less(re.Position) {
 			break // not handled yet: handle publishes it
 		}
-		ev, err := toEvent(re)
+		ev, err := toEventWithMeta(re)
 		if err != nil {
 			continue // reported where it is met live
 		}

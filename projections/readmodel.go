@@ -37,7 +37,7 @@ func NewOrders(log domain.EventLog, rm ReadModel, cfg ReadModelConfig) *Orders {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = 20_000
 	}
-	return &Orders{log: log, rm: rm, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize)}
+	return &Orders{log: log, rm: rm, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize, false)}
 }
 
 // Run folds new facts into the read model until ctx is done.

@@ -16,6 +16,10 @@ type states struct {
 	log   domain.EventLog
 	rules domain.Rules
 	max   int
+	// meta: decode each event's envelope ids too (the lifecycle publisher
+	// needs them for the outbound messages; the read model does not, and
+	// skips the cost).
+	meta  bool
 	cache map[string]*cachedFold
 }
 
@@ -23,13 +27,14 @@ type cachedFold struct {
 	next  uint64 // revision the fold expects next
 	facts int
 	f     *domain.Folder
+	meta  bool // decode envelope ids too (states.meta)
 }
 
-func newStates(log domain.EventLog, rules domain.Rules, max int) *states {
+func newStates(log domain.EventLog, rules domain.Rules, max int, meta bool) *states {
 	if max <= 0 {
 		max = 50_000
 	}
-	return &states{log: log, rules: rules, max: max, cache: make(map[string]*cachedFold)}
+	return &states{log: log, rules: rules, max: max, meta: meta, cache: make(map[string]*cachedFold)}
 }
 
 // at returns the fold of stream over revisions [0, rev). The caller applies
@@ -38,7 +43,7 @@ func (c *states) at(ctx context.Context, stream string, rev uint64) (*cachedFold
 	if cf, ok := c.cache[stream]; ok && cf.next == rev {
 		return cf, nil
 	}
-	cf := &cachedFold{f: domain.NewFolder(c.rules, domain.State{})}
+	cf := &cachedFold{f: domain.NewFolder(c.rules, domain.State{}), meta: c.meta}
 	if rev > 0 {
 		evs, err := c.log.ReadStream(ctx, stream, 0, domain.Forwards, int(rev))
 		if err != nil && !errors.Is(err, domain.ErrStreamNotFound) {
@@ -48,7 +53,11 @@ func (c *states) at(ctx context.Context, stream string, rev uint64) (*cachedFold
 			if e.Revision >= rev {
 				break
 			}
-			ev, err := toEvent(e)
+			decode := toEvent
+			if c.meta {
+				decode = toEventWithMeta
+			}
+			ev, err := decode(e)
 			if err != nil {
 				continue // undecodable facts are reported where they are met live
 			}
@@ -76,7 +85,11 @@ func (c *states) at(ctx context.Context, stream string, rev uint64) (*cachedFold
 // be decoded is skipped (ok false) and reported by the caller.
 func (cf *cachedFold) apply(re domain.RecordedEvent) (domain.Outcome, bool, error) {
 	cf.next = re.Revision + 1
-	ev, err := toEvent(re)
+	decode := toEvent
+	if cf.meta {
+		decode = toEventWithMeta
+	}
+	ev, err := decode(re)
 	if err != nil {
 		return domain.Outcome{}, false, err
 	}
@@ -88,13 +101,33 @@ func (cf *cachedFold) apply(re domain.RecordedEvent) (domain.Outcome, bool, erro
 // a failed batch.
 func (c *states) reset() { clear(c.cache) }
 
-// toEvent decodes a recorded event into the fold's input.
+// toEvent decodes a recorded event's fact into the fold's input, without
+// the envelope ids (what the read model and replay need).
 func toEvent(e domain.RecordedEvent) (domain.Event, error) {
 	f, err := codec.DecodeFact(e.Type, e.Data)
 	if err != nil {
 		return domain.Event{}, fmt.Errorf("decode %s@%d (%s): %w", e.Stream, e.Revision, e.Type, err)
 	}
 	return domain.Event{ID: e.ID, Revision: e.Revision, Fact: f}, nil
+}
+
+// toEventWithMeta is toEvent with the envelope ids the stored metadata
+// keeps, which reach the outbound messages through the fold.
+func toEventWithMeta(e domain.RecordedEvent) (domain.Event, error) {
+	ev, err := toEvent(e)
+	if err != nil {
+		return ev, err
+	}
+	f := ev.Fact
+	// Unreadable metadata only loses the ids, never the fact.
+	if meta, err := codec.DecodeMetadata(e.Metadata); err == nil {
+		ev.MessageID, ev.ConversationID = meta.MessageID, meta.ConversationID
+		ev.CorrelationID = meta.SentCorrelationID
+		if ev.CorrelationID == "" && meta.CorrelationID != f.OrderID {
+			ev.CorrelationID = meta.CorrelationID // stored before the envelope's own was kept apart
+		}
+	}
+	return ev, nil
 }
 
 // SummaryOf builds the read-model row of a folded state.
@@ -121,3 +154,8 @@ func SummaryOf(stream string, rev uint64, facts int, s domain.State) Summary {
 		LastAt:            s.LastAt,
 	}
 }
+
+// EventOf is the fold's input for a recorded event: the fact and the
+// envelope ids its stored metadata keeps (what the lifecycle publisher
+// folds, for tests and tools outside this package).
+func EventOf(e domain.RecordedEvent) (domain.Event, error) { return toEventWithMeta(e) }

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -91,14 +92,48 @@ func AppendTimeout(ctx context.Context, log domain.EventLog, cur domain.Currency
 		return false, fmt.Errorf("encode time-out for %s: %w", d.OrderID, err)
 	}
 	id := domain.TimeoutEventID(d.OrderID, d.Attempt)
-	meta, err := codec.EncodeMetadata(domain.Metadata{CorrelationID: d.OrderID, MessageID: id, Envelope: "ledger", Origin: "ledger"})
+	stream := domain.StreamName(d.OrderID)
+	conv, err := checkoutConversation(ctx, log, stream)
+	if err != nil {
+		return false, err
+	}
+	meta, err := codec.EncodeMetadata(domain.Metadata{CorrelationID: d.OrderID, SentCorrelationID: d.OrderID,
+		MessageID: id, ConversationID: conv, Envelope: "ledger", Origin: "ledger"})
 	if err != nil {
 		return false, fmt.Errorf("encode metadata: %w", err)
 	}
-	stream := domain.StreamName(d.OrderID)
 	res, err := log.Append(ctx, stream, domain.StreamExists, domain.EventData{ID: id, Type: string(f.Type), Data: data, Metadata: meta})
 	if err != nil {
 		return false, fmt.Errorf("append time-out %d to %s: %w", d.Attempt, stream, err)
 	}
 	return !res.Duplicate, nil
+}
+
+// checkoutScan bounds the read for the checkout: it is the first fact of
+// almost every stream, and only facts held before it precede it.
+const checkoutScan = 64
+
+// checkoutConversation is the conversation of stream's checkout, which a
+// time-out continues as a MassTransit saga's scheduled message would; ""
+// if the checkout is not among the first facts (the fold then falls back
+// on the conversation it kept in the state).
+func checkoutConversation(ctx context.Context, log domain.EventLog, stream string) (string, error) {
+	evs, err := log.ReadStream(ctx, stream, 0, domain.Forwards, checkoutScan)
+	if errors.Is(err, domain.ErrStreamNotFound) {
+		return "", nil // the append says so
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the checkout of %s: %w", stream, err)
+	}
+	for _, re := range evs {
+		if re.Type != string(domain.FactUserCheckedOut) {
+			continue
+		}
+		ev, err := toEventWithMeta(re)
+		if err != nil {
+			return "", nil // reported where the fold meets it
+		}
+		return ev.Conversation(), nil
+	}
+	return "", nil
 }

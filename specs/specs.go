@@ -13,6 +13,7 @@ package specs
 import (
 	"bytes"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,7 +145,8 @@ func Validate(name string, doc []byte) error {
 // For a bare example (examples/<Schema>/<case>.json) Body and Raw are the
 // file. For an enveloped one (examples/envelopes/<envelope>/<Schema>.json or
 // <Schema>.<case>.json) Raw is the whole envelope and Body the message object
-// inside it (MassTransit "message", CloudEvents "data"), byte for byte.
+// inside it (MassTransit "message", CloudEvents "data"), byte for byte, or
+// decoded from CloudEvents "data_base64".
 type Example struct {
 	Path     string // inside FS, e.g. "examples/envelopes/masstransit/PlaceOrderCommand.json"
 	Schema   string // schema name of the message body
@@ -216,6 +218,18 @@ func readExample(p string) (Example, error) {
 			return Example{}, fmt.Errorf("example %s: %w", p, err)
 		}
 		body, ok := members[key]
+		if b64, isB64 := members["data_base64"]; !ok && isB64 && env == EnvelopeCloudEvents {
+			// CloudEvents JSON format §3.1: the data base64-encoded instead.
+			var enc string
+			if err := json.Unmarshal(b64, &enc); err != nil {
+				return Example{}, fmt.Errorf("example %s: data_base64: %w", p, err)
+			}
+			dec, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil {
+				return Example{}, fmt.Errorf("example %s: data_base64: %w", p, err)
+			}
+			body, ok = dec, true
+		}
 		if !ok {
 			return Example{}, fmt.Errorf("example %s: envelope has no %q member", p, key)
 		}

@@ -327,6 +327,11 @@ func TestNegativeCases(t *testing.T) {
 		{"CloudEvents type without namespace", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", set("type", "UserCheckedOutIntegrationEvent")},
 		{"CloudEvents missing data", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", del("data")},
 		{"CloudEvents time", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", set("time", "10:00")},
+		{"CloudEvents missing source", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", del("source")},
+		{"CloudEvents upper-case attribute name", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", set("traceId", "t")},
+		{"CloudEvents data and data_base64", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", set("data_base64", "e30=")},
+		{"CloudEvents object extension", "CloudEventsEnvelope", "envelopes/cloudevents/UserCheckedOutIntegrationEvent.json", set("comexample", map[string]any{"a": "b"})},
+		{"CloudEvents data_base64 not a string", "CloudEventsEnvelope", "envelopes/cloudevents/PaymentRefundedIntegrationEvent.data-base64.json", set("data_base64", json.Number("1"))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

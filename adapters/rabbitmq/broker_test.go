@@ -324,7 +324,7 @@ func TestMalformedAndUnknownAreParked(t *testing.T) {
 
 	skipped := e.drain(domain.SkippedQueue(e.cfg.Queue), 1)[0]
 	assert.Equal(t, "unknown", skipped.MessageId)
-	assert.Equal(t, "skip", skipped.Headers["MT-Reason"])
+	assert.Equal(t, "dead-letter", skipped.Headers["MT-Reason"], "as MassTransit's dead-letter transport writes it")
 	assert.Equal(t, rabbitmq.ReasonUnknownType, skipped.Headers["x-ledger-reason"])
 
 	for id := range col.byID() {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"time"
 
@@ -413,13 +412,19 @@ func (b *Broker) callHandler(ctx context.Context, handler BatchHandler, msgs []M
 }
 
 // limitDeliveries is the ledger's own delivery limit, on every queue type:
-// a Retry verdict at the DeliveryLimit-th delivery becomes a dead letter
-// (ReasonDeliveryLimit), before a broker limit can strike (a quorum queue
-// dead-letters only past its limit; a classic queue has none and would
-// redeliver forever). The count is the broker's (x-delivery-count) when it
-// keeps one, the ledger's own (Retry verdicts per message id, in this
-// process) otherwise, whichever is higher. Wait verdicts never count.
+// a Retry verdict at the limit-th delivery becomes a dead letter
+// (ReasonDeliveryLimit), parked with MassTransit's fault headers. The limit
+// is DeliveryLimit, or the queue's x-delivery-limit when that is lower (a
+// queue declared earlier with another one): a quorum queue dead-letters a
+// message only once it was returned more than x-delivery-limit times, so
+// parking at the limit-th delivery comes one delivery before the broker's
+// own limit strikes, whose copies carry none of those headers. A classic
+// queue has no limit and would redeliver forever. The count is the
+// broker's (x-delivery-count) when it keeps one, the ledger's own (Retry
+// verdicts per message id, in this process) otherwise, whichever is
+// higher. Wait verdicts never count.
 func (b *Broker) limitDeliveries(items []item) {
+	limit := b.deliveryLimit()
 	b.attemptsMu.Lock()
 	defer b.attemptsMu.Unlock()
 	for i := range items {
@@ -436,15 +441,28 @@ func (b *Broker) limitDeliveries(items []item) {
 		b.attempts[key]++
 		count := max(b.attempts[key], it.msg.DeliveryCount)
 		it.count = count
-		if count >= b.cfg.DeliveryLimit {
+		if count >= limit {
 			delete(b.attempts, key)
 			it.verdict = Verdict{Action: DeadLetter, Reason: ReasonDeliveryLimit,
-				Err: fmt.Errorf("delivered %d times (limit %d): %w", count, b.cfg.DeliveryLimit, it.verdict.Err)}
+				Err: fmt.Errorf("delivered %d times (limit %d): %w", count, limit, it.verdict.Err)}
 		}
 	}
 	if len(b.attempts) > 100_000 {
 		clear(b.attempts) // bounded memory; the broker's own limit still stands
 	}
+}
+
+// deliveryLimit is the delivery at which the ledger parks a message that
+// keeps failing: DeliveryLimit, or the ledger queue's own x-delivery-limit
+// as the last declaration found it, whichever is lower.
+func (b *Broker) deliveryLimit() int {
+	b.mu.Lock()
+	q := b.queueInfo.DeliveryLimit
+	b.mu.Unlock()
+	if q > 0 && q < b.cfg.DeliveryLimit {
+		return q
+	}
+	return b.cfg.DeliveryLimit
 }
 
 // attemptKey identifies a message across deliveries: its id, else a hash
@@ -465,47 +483,32 @@ func attemptKey(it *item) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
-var hostname, _ = os.Hostname()
-
 // parking builds the copy of a delivery for `<queue>_error` or
-// `<queue>_skipped`: original body and properties, MassTransit's fault
-// headers and the ledger's own.
+// `<queue>_skipped` as MassTransit's RabbitMQ transport moves one: to the
+// exchange named like the queue (declareParking binds it), with the
+// original routing key, body and properties, MassTransit's host headers,
+// for `_error` its fault headers (faultHeaders), and the ledger's own.
 func (b *Broker) parking(it *item) Publication {
 	d, v := it.d, it.verdict
-	target, mtReason, death := domain.ErrorQueue(b.cfg.Queue), "fault", "rejected"
+	target, death := domain.ErrorQueue(b.cfg.Queue), "rejected"
 	if v.Action == Skip {
-		target, mtReason, death = domain.SkippedQueue(b.cfg.Queue), "skip", "skipped"
+		target, death = domain.SkippedQueue(b.cfg.Queue), "skipped"
 	}
 	h := map[string]any{}
 	for k, val := range d.Headers {
 		h[k] = val
 	}
-	detail := v.Reason
-	exType := "OrderLedger.HandlerFault"
-	if v.Err != nil {
-		detail = v.Err.Error()
-	}
-	switch {
-	case errors.Is(v.Err, ErrUnknownType):
-		exType = "OrderLedger.UnknownMessageType"
-	case errors.Is(v.Err, ErrMalformed):
-		exType = "OrderLedger.MalformedMessage"
-	case v.Reason == ReasonDeliveryLimit:
-		exType = "OrderLedger.DeliveryLimitExceeded"
-	}
-	h[HeaderFaultMessage] = detail
-	h[HeaderFaultException] = exType
-	h[HeaderFaultTimestamp] = time.Now().UTC().Format(time.RFC3339Nano)
-	h[HeaderFaultInput] = b.cfg.Queue
-	h[HeaderHostMachine] = hostname
-	h[HeaderReason] = mtReason
+	deliveries := max(it.count, it.msg.DeliveryCount, 1)
+	now := time.Now()
+	faultHeaders(h, it, inputAddress(b.cfg.URL, b.cfg.Queue), deliveries, now)
 	h[HeaderLedgerReason] = v.Reason
+	h[HeaderLedgerParkedAt] = now.UTC().Format(time.RFC3339Nano)
 	exchange, key := origin(d)
 	h[HeaderOriginalExchange] = exchange
 	h[HeaderOriginalRouting] = key
 	h[HeaderOriginalQueue] = b.cfg.Queue
 	h[HeaderDeathReason] = death
-	h[HeaderDeliveryCount] = int64(max(it.count, it.msg.DeliveryCount))
+	h[HeaderDeliveryCount] = int64(deliveries)
 	delete(h, HeaderHeld) // a parked copy is no held copy: its own exchange headers say where it came from
 	delete(h, HeaderHeldTimestamp)
 	if d.MessageId == "" && it.msg.MessageID != "" {
@@ -515,7 +518,7 @@ func (b *Broker) parking(it *item) Publication {
 	// content type or message id stays empty), so re-driving it from the
 	// parking queue is judged exactly as the original was.
 	return Publication{
-		Exchange: "", RoutingKey: target, MessageID: d.MessageId, CorrelationID: d.CorrelationId,
+		Exchange: target, RoutingKey: key, MessageID: d.MessageId, CorrelationID: d.CorrelationId,
 		Type: d.Type, ContentType: d.ContentType, Body: d.Body, Headers: h, Timestamp: d.Timestamp, Verbatim: true,
 	}
 }

@@ -552,10 +552,17 @@ func toDeadLetter(q string, pos int, d amqp.Delivery) DeadLetterMessage {
 		dl.Reason = str(HeaderReason)
 	}
 	dl.Detail = str(HeaderFaultMessage)
+	if dl.Detail == "" {
+		dl.Detail = str(HeaderLedgerDetail) // `_skipped` copies carry no fault headers
+	}
 	if dl.Reason != "" || dl.Detail != "" {
 		dl.By = ByLedger
 	}
-	if ts := str(HeaderFaultTimestamp); ts != "" {
+	ts := str(HeaderFaultTimestamp)
+	if ts == "" {
+		ts = str(HeaderLedgerParkedAt)
+	}
+	if ts != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
 			dl.Time = t
 		}

@@ -11,7 +11,7 @@
 // projections' publisher port: it sends domain.Outbound messages in the
 // configured envelope.
 //
-// Envelope decoding (MassTransit, CloudEvents structured JSON, bare JSON,
-// one pass over the body) and encoding are pure functions so they can be
+// Envelope decoding (MassTransit, CloudEvents 1.0 structured JSON or
+// binary mode, bare JSON; one pass over the body) and encoding are pure functions so they can be
 // fuzzed without a broker.
 package rabbitmq

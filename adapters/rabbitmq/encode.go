@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -52,15 +50,6 @@ type mtHost struct {
 	MassTransitVersion     string `json:"massTransitVersion"`
 	OperatingSystemVersion string `json:"operatingSystemVersion"`
 }
-
-var host = func() mtHost {
-	name, _ := os.Hostname()
-	return mtHost{
-		MachineName: name, ProcessName: "ledger", ProcessID: os.Getpid(), Assembly: "OrderLedger",
-		AssemblyVersion: "1.0.0", FrameworkVersion: runtime.Version(), MassTransitVersion: "8.5.0",
-		OperatingSystemVersion: runtime.GOOS + "/" + runtime.GOARCH,
-	}
-}()
 
 // mtOut keeps MassTransit's field order; nulls are written as MassTransit does.
 type mtOut struct {

@@ -2,9 +2,11 @@ package rabbitmq
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"mime"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -133,35 +135,72 @@ func (dec Decoder) Decode(d Delivery) (Message, error) {
 	if len(d.Body) > maxBody {
 		return m, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrMalformed, len(d.Body), maxBody)
 	}
-	mt, err := mediaType(d.ContentType)
-	if err != nil {
-		return m, err
+	var mt string
+	if d.ContentType != "" {
+		var err error
+		if mt, err = mediaType(d.ContentType); err != nil {
+			return m, err
+		}
 	}
 	if !utf8.Valid(d.Body) {
 		return m, fmt.Errorf("%w: body is not valid UTF-8", ErrMalformed)
 	}
-	var fields []envField
-	switch mt {
-	case domain.ContentTypeMassTransit:
+	var (
+		fields []envField
+		binary bool
+	)
+	switch {
+	case mt == domain.ContentTypeMassTransit:
 		m.Envelope, fields = domain.EnvelopeMassTransit, mtFields
-	case domain.ContentTypeCloudEvents:
+	case mt == domain.ContentTypeCloudEvents:
 		m.Envelope, fields = domain.EnvelopeCloudEvents, ceFields
-	case domain.ContentTypeJSON:
+	case mt == contentTypeCloudEventsBatch:
+		return m, fmt.Errorf("%w: cloudevent batch (%s) not accepted: send one event per message, "+
+			"as structured %s or in binary mode", ErrMalformed, mt, domain.ContentTypeCloudEvents)
+	case strings.HasPrefix(mt, contentTypeCloudEventsPrefix):
+		return m, fmt.Errorf("%w: cloudevent format %q not supported: only the JSON format (%s)",
+			ErrMalformed, mt, domain.ContentTypeCloudEvents)
+	case hasBinaryAttributes(d.Headers):
+		// AMQP binding §3: any other content type with cloudEvents
+		// application properties is binary mode; the body is the data.
+		if mt != "" && !jsonMediaType(mt) {
+			return m, fmt.Errorf("%w: binary-mode cloudevent: datacontenttype %q is not JSON, the only data the ledger reads",
+				ErrMalformed, mt)
+		}
+		m.Envelope, binary = domain.EnvelopeCloudEvents, true
+	case mt == domain.ContentTypeJSON:
 		m.Envelope = domain.EnvelopeBare
+	case mt == "":
+		return m, fmt.Errorf("%w: no content type", ErrMalformed)
 	default:
 		return m, fmt.Errorf("%w: content type %q not supported", ErrMalformed, mt)
 	}
-	var sc scanned
-	if err := scanJSON(d.Body, maxDepth, fields, &sc); err != nil {
-		return m, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	switch m.Envelope {
-	case domain.EnvelopeMassTransit:
-		err = decodeMassTransit(&sc, &m)
-	case domain.EnvelopeCloudEvents:
-		err = decodeCloudEvent(&sc, &m)
+	var (
+		sc  scanned
+		err error
+	)
+	switch {
+	case binary:
+		if err = checkJSON(d.Body, maxDepth); err == nil {
+			err = decodeBinaryCloudEvent(d, mt, &m)
+		} else {
+			err = fmt.Errorf("%w: binary-mode cloudevent data: %w", ErrMalformed, err)
+		}
+	case m.Envelope == domain.EnvelopeCloudEvents:
+		if err = scanCloudEvent(d.Body, maxDepth, fields, &sc); err == nil {
+			err = decodeCloudEvent(&sc, maxDepth, &m)
+		} else {
+			err = fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
 	default:
-		err = decodeBare(d, &m)
+		if err = scanJSON(d.Body, maxDepth, fields, &sc); err != nil {
+			return m, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		if m.Envelope == domain.EnvelopeMassTransit {
+			err = decodeMassTransit(&sc, &m)
+		} else {
+			err = decodeBare(d, &m)
+		}
 	}
 	if err != nil {
 		return m, err
@@ -333,12 +372,21 @@ func parseURN(u string) (string, string, bool) {
 	return rest[:i], rest[i+1:], true
 }
 
+// CloudEvents media types besides domain.ContentTypeCloudEvents.
+const (
+	contentTypeCloudEventsPrefix = "application/cloudevents"
+	contentTypeCloudEventsBatch  = "application/cloudevents-batch+json"
+)
+
 // The CloudEvents members the decoder reads.
 const (
 	ceSpecVersion = iota
 	ceID
+	ceSource
 	ceType
 	ceTime
+	ceSubject
+	ceDataSchema
 	ceDataContentType
 	ceData
 	ceDataBase64
@@ -348,57 +396,292 @@ const (
 	ceInitiatorID
 )
 
-var ceFields = []envField{
-	ceSpecVersion:     {[]byte("specversion"), fieldString},
-	ceID:              {[]byte("id"), fieldString},
-	ceType:            {[]byte("type"), fieldString},
-	ceTime:            {[]byte("time"), fieldString},
-	ceDataContentType: {[]byte("datacontenttype"), fieldString},
-	ceData:            {[]byte("data"), fieldRaw},
-	ceDataBase64:      {[]byte("data_base64"), fieldRaw},
-	ceCorrelationID:   {[]byte("correlationid"), fieldString},
-	ceTraceID:         {[]byte("traceid"), fieldString},
-	ceConversationID:  {[]byte("conversationid"), fieldString},
-	ceInitiatorID:     {[]byte("initiatorid"), fieldString},
+// ceNames are the attribute names of those members (data and data_base64
+// are no attributes and are not read from binary-mode properties).
+var ceNames = [...]string{
+	ceSpecVersion:     "specversion",
+	ceID:              "id",
+	ceSource:          "source",
+	ceType:            "type",
+	ceTime:            "time",
+	ceSubject:         "subject",
+	ceDataSchema:      "dataschema",
+	ceDataContentType: "datacontenttype",
+	ceData:            "data",
+	ceDataBase64:      "data_base64",
+	ceCorrelationID:   "correlationid",
+	ceTraceID:         "traceid",
+	ceConversationID:  "conversationid",
+	ceInitiatorID:     "initiatorid",
 }
 
-func decodeCloudEvent(sc *scanned, m *Message) error {
-	if sc.wrongType != "" {
-		return fmt.Errorf("%w: cloudevent: %s has the wrong JSON type", ErrMalformed, sc.wrongType)
+var ceFields = func() []envField {
+	f := make([]envField, len(ceNames))
+	for i, n := range ceNames {
+		f[i] = envField{[]byte(n), fieldString}
 	}
-	if v := unquoted(sc.val[ceSpecVersion]); string(v) != "1.0" {
-		return fmt.Errorf("%w: cloudevent specversion %q, want 1.0", ErrMalformed, v)
+	f[ceData].kind, f[ceDataBase64].kind = fieldRaw, fieldRaw
+	return f
+}()
+
+// ceAttrs are the attributes the ledger reads, from either content mode.
+type ceAttrs struct {
+	str     [len(ceNames)]string
+	set     [len(ceNames)]bool
+	time    time.Time // binary mode, an AMQP timestamp
+	hasTime bool
+}
+
+func (a *ceAttrs) put(i int, v string) { a.str[i], a.set[i] = v, true }
+
+func decodeCloudEvent(sc *scanned, maxDepth int, m *Message) error {
+	switch {
+	case sc.badName != "":
+		return fmt.Errorf("%w: cloudevent member %q: attribute names are lower-case letters and digits only (CloudEvents 1.0)",
+			ErrMalformed, sc.badName)
+	case sc.wrongType != "":
+		return fmt.Errorf("%w: cloudevent attribute %s must be a JSON string", ErrMalformed, sc.wrongType)
+	case sc.badValue != "":
+		return fmt.Errorf("%w: cloudevent attribute %s holds an object or an array; attribute values are strings, numbers or booleans",
+			ErrMalformed, sc.badValue)
 	}
-	if len(sc.val[ceDataBase64]) > 0 {
-		return fmt.Errorf("%w: cloudevent data_base64 is not supported", ErrMalformed)
-	}
-	if dct := sc.str(ceDataContentType); dct != "" {
-		ct, _, err := mime.ParseMediaType(dct)
-		if err != nil || (ct != domain.ContentTypeJSON && !strings.HasSuffix(ct, "+json")) {
-			return fmt.Errorf("%w: cloudevent datacontenttype %q", ErrMalformed, dct)
+	var a ceAttrs
+	for i := range ceNames {
+		if i != ceData && i != ceDataBase64 && sc.val[i] != nil {
+			a.put(i, sc.str(i))
 		}
 	}
-	if err := setInner(m, sc.val[ceData], "data"); err != nil {
+	if err := checkCloudEvent(&a, m); err != nil {
 		return err
 	}
-	corr := sc.str(ceCorrelationID)
+	data, b64 := sc.val[ceData], sc.val[ceDataBase64]
+	if string(b64) == "null" {
+		b64 = nil // JSON format §2.2: null is unset
+	}
+	switch {
+	case data != nil && b64 != nil:
+		return fmt.Errorf("%w: cloudevent with both data and data_base64", ErrMalformed)
+	case b64 != nil:
+		return setBase64Data(m, b64, maxDepth)
+	}
+	return setInner(m, data, "cloudevent data")
+}
+
+// setBase64Data decodes data_base64 (JSON format §3.1.2), which must hold
+// a JSON object like data.
+func setBase64Data(m *Message, quoted []byte, maxDepth int) error {
+	if len(quoted) == 0 || quoted[0] != '"' {
+		return fmt.Errorf("%w: cloudevent data_base64 must be a JSON string", ErrMalformed)
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(unquoted(quoted)))
+	if err != nil {
+		return fmt.Errorf("%w: cloudevent data_base64 is not base64: %w", ErrMalformed, err)
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: cloudevent data_base64 does not decode to UTF-8 JSON", ErrMalformed)
+	}
+	if err := checkJSON(raw, maxDepth); err != nil {
+		return fmt.Errorf("%w: cloudevent data_base64: %w", ErrMalformed, err)
+	}
+	return setInner(m, raw, "cloudevent data_base64")
+}
+
+// Binary-mode application property prefixes: the AMQP binding's
+// "cloudEvents:" and "cloudEvents_", which clients that allow no colon in
+// a property name use (JMS, for one).
+const (
+	ceHeaderPrefix    = "cloudEvents:"
+	ceHeaderPrefixAlt = "cloudEvents_"
+)
+
+func ceHeaderName(k string) (string, bool) {
+	if n, ok := strings.CutPrefix(k, ceHeaderPrefix); ok {
+		return n, true
+	}
+	return strings.CutPrefix(k, ceHeaderPrefixAlt)
+}
+
+func hasBinaryAttributes(h map[string]any) bool {
+	for k := range h {
+		if _, ok := ceHeaderName(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeBinaryCloudEvent reads the attributes from the application
+// properties (AMQP binding §3.1.3) and takes the body, already checked, as
+// the data; the content type is datacontenttype (§3.1.1).
+func decodeBinaryCloudEvent(d Delivery, mt string, m *Message) error {
+	var a ceAttrs
+	seen := map[string]string{} // attribute -> the property it came from
+	for k, v := range d.Headers {
+		name, ok := ceHeaderName(k)
+		if !ok {
+			continue
+		}
+		if !attributeName([]byte(name)) || name == "data" {
+			return fmt.Errorf("%w: binary-mode cloudevent property %q: attribute names are lower-case letters and digits only (CloudEvents 1.0)",
+				ErrMalformed, k)
+		}
+		i := ceIndex(name)
+		if v == nil || i < 0 {
+			if err := checkExtensionValue(k, v); err != nil {
+				return err
+			}
+			continue // null is unset; other extensions are not read
+		}
+		var s string
+		switch x := v.(type) {
+		case string:
+			s = x
+		case []byte:
+			s = string(x)
+		case time.Time:
+			if i != ceTime {
+				return fmt.Errorf("%w: binary-mode cloudevent property %s must be a string", ErrMalformed, k)
+			}
+			a.time, a.hasTime = x.UTC(), true
+			s = a.time.Format(time.RFC3339Nano) // its canonical string, to compare with the other prefix's
+		default:
+			return fmt.Errorf("%w: binary-mode cloudevent property %s must be a string, not %T", ErrMalformed, k, v)
+		}
+		if prev, dup := seen[name]; dup && a.str[i] != s {
+			return fmt.Errorf("%w: binary-mode cloudevent properties %s and %s differ", ErrMalformed, prev, k)
+		}
+		seen[name] = k
+		a.put(i, s)
+	}
+	if a.set[ceDataContentType] {
+		// §3.1.3: datacontenttype travels as the content-type property only.
+		if dct, err := mediaType(a.str[ceDataContentType]); err != nil || (mt != "" && dct != mt) {
+			return fmt.Errorf("%w: binary-mode cloudevent property %s %q disagrees with content type %q",
+				ErrMalformed, seen["datacontenttype"], a.str[ceDataContentType], mt)
+		}
+	}
+	if err := checkCloudEvent(&a, m); err != nil {
+		return fmt.Errorf("%w (binary mode)", err)
+	}
+	return setInner(m, d.Body, "binary-mode cloudevent data (the body)")
+}
+
+func ceIndex(name string) int {
+	for i, n := range ceNames {
+		if n == name && i != ceData && i != ceDataBase64 {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkExtensionValue: an attribute the ledger does not read must still
+// have a CloudEvents type (AMQP binding §3.1.3.2): no table, no array.
+func checkExtensionValue(k string, v any) error {
+	switch v.(type) {
+	case map[string]any, []any:
+		return fmt.Errorf("%w: binary-mode cloudevent property %s holds a table or an array; attribute values are strings, numbers, booleans, binary or timestamps",
+			ErrMalformed, k)
+	}
+	return nil
+}
+
+// checkCloudEvent validates the attributes as CloudEvents 1.0 requires
+// (REQUIRED and OPTIONAL attributes, type system) and sets the message's
+// identity, correlation, time and type from them.
+func checkCloudEvent(a *ceAttrs, m *Message) error {
+	for _, i := range []int{ceSpecVersion, ceID, ceSource, ceType} {
+		if a.str[i] == "" {
+			return fmt.Errorf("%w: cloudevent without required attribute %s", ErrMalformed, ceNames[i])
+		}
+	}
+	if v := a.str[ceSpecVersion]; v != "1.0" {
+		return fmt.Errorf("%w: cloudevent specversion %q, want 1.0", ErrMalformed, v)
+	}
+	for i, v := range a.str {
+		if a.set[i] && !ceString(v) {
+			return fmt.Errorf("%w: cloudevent attribute %s holds a control character", ErrMalformed, ceNames[i])
+		}
+	}
+	for _, i := range []int{ceSubject, ceDataSchema} {
+		if a.set[i] && a.str[i] == "" {
+			return fmt.Errorf("%w: cloudevent attribute %s is empty; when present it must not be", ErrMalformed, ceNames[i])
+		}
+	}
+	if !uriReference(a.str[ceSource]) {
+		return fmt.Errorf("%w: cloudevent source %q is not a URI-reference", ErrMalformed, a.str[ceSource])
+	}
+	if a.set[ceDataSchema] {
+		if u, err := url.Parse(a.str[ceDataSchema]); err != nil || !u.IsAbs() {
+			return fmt.Errorf("%w: cloudevent dataschema %q is not an absolute URI", ErrMalformed, a.str[ceDataSchema])
+		}
+	}
+	if dct := a.str[ceDataContentType]; dct != "" {
+		ct, err := mediaType(dct)
+		if err != nil || !jsonMediaType(ct) {
+			return fmt.Errorf("%w: cloudevent datacontenttype %q is not JSON, the only data the ledger reads", ErrMalformed, dct)
+		}
+	}
+	if a.hasTime {
+		m.SentAt = a.time
+	} else if v := a.str[ceTime]; v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("%w: cloudevent time %q is not an RFC 3339 timestamp", ErrMalformed, v)
+		}
+		m.SentAt = t.UTC()
+	}
+	corr := a.str[ceCorrelationID]
 	if corr == "" {
-		corr = sc.str(ceTraceID)
+		corr = a.str[ceTraceID]
 	}
-	setIDs(m, sc.str(ceID), corr, sc.str(ceConversationID), sc.str(ceInitiatorID))
-	if err := setTime(m, sc.val[ceTime], "time"); err != nil {
-		return err
-	}
-	typ := sc.str(ceType)
-	if typ == "" {
-		return fmt.Errorf("%w: cloudevent without type", ErrMalformed)
-	}
-	ns, name, err := typeFromName(typ)
+	setIDs(m, a.str[ceID], corr, a.str[ceConversationID], a.str[ceInitiatorID])
+	ns, name, err := typeFromName(a.str[ceType])
 	if err != nil {
 		return err
 	}
 	m.Namespace, m.Type = ns, name
 	return nil
+}
+
+// uriReference checks that s uses only the characters RFC 3986 allows in
+// a URI-reference (unreserved, reserved, percent-encoded octets); the
+// grammar beyond that is the producer's.
+func uriReference(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) >= 0:
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// ceString: CloudEvents strings exclude the control characters U+0000-U+001F
+// and U+007F-U+009F.
+func ceString(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonMediaType: a media type declaring JSON, */json or */*+json (JSON
+// format §3.1.1).
+func jsonMediaType(mt string) bool {
+	_, sub, ok := strings.Cut(mt, "/")
+	return ok && (sub == "json" || strings.HasSuffix(sub, "+json"))
 }
 
 // typeFromName accepts "Type", "Namespace.Type", "Namespace:Type" and

@@ -169,8 +169,9 @@ func TestDecodeReadsNamesAsEncodingJSON(t *testing.T) {
 		{"lone surrogate read as U+FFFD", domain.ContentTypeMassTransit, `{"messageId":"\ud800","messageType":` + urn + `,"message":{}}`, "\uFFFD"},
 		{"id of the wrong type", domain.ContentTypeMassTransit, `{"messageId":1,"messageType":` + urn + `,"message":{}}`, ""},
 		{"urn of the wrong type", domain.ContentTypeMassTransit, `{"messageId":"1","messageType":["x",1],"message":{}}`, ""},
-		{"data_base64 null", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","type":"PaymentRefundedIntegrationEvent","data":{},"data_base64":null}`, ""},
-		{"data an array", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","type":"PaymentRefundedIntegrationEvent","data":[]}`, ""},
+		{"data_base64 null is unset", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","source":"s","type":"UserCheckedOutIntegrationEvent","data":{},"data_base64":null}`, "1"},
+		{"data an array", domain.ContentTypeCloudEvents, `{"specversion":"1.0","id":"1","source":"s","type":"UserCheckedOutIntegrationEvent","data":[]}`, ""},
+		{"cloudevent names are exact", domain.ContentTypeCloudEvents, `{"specversion":"1.0","ID":"1","source":"s","type":"UserCheckedOutIntegrationEvent","data":{}}`, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,3 +10,10 @@ func CloseConnForTest(b *Broker) {
 		_ = s.conn.Close()
 	}
 }
+
+// InputAddressForTest and StackTraceForTest expose the fault header values
+// (faults.go) to the golden tests.
+var (
+	InputAddressForTest = inputAddress
+	StackTraceForTest   = stackTrace
+)

@@ -37,16 +37,20 @@ type envField struct {
 }
 
 // maxFields bounds the members an envelope reads.
-const maxFields = 12
+const maxFields = 14
 
 // scanned is what the pass kept: per field, the value's bytes in the body
 // (a quoted string for fieldString, any value for fieldRaw; nil when
 // absent), the quoted elements of the fieldStrings member, and the first
-// member whose value had the wrong JSON type.
+// member whose value had the wrong JSON type. With attribute names
+// (CloudEvents), badName is the first top-level name that is not one and
+// badValue the first other member holding an object or an array.
 type scanned struct {
 	val       [maxFields][]byte
 	list      [][]byte
 	wrongType string
+	badName   string
+	badValue  string
 	listBuf   [4][]byte
 }
 
@@ -72,6 +76,7 @@ type jsonScanner struct {
 	in       bytes.Buffer
 	body     []byte
 	fields   []envField
+	attrs    bool    // top-level names are CloudEvents attribute names
 	out      scanned // copied to the caller's at the end (its pointer would escape through the recursion)
 	maxDepth int
 	names    []byte // lower-cased names of the open objects, back to back
@@ -89,10 +94,21 @@ var (
 // fills out with the top-level members named there. body must be valid
 // UTF-8.
 func scanJSON(body []byte, maxDepth int, fields []envField, out *scanned) error {
+	return scanJSONMode(body, maxDepth, fields, false, out)
+}
+
+// scanCloudEvent is scanJSON for a structured CloudEvent: fields are
+// matched exactly, and top-level names and values are checked as
+// attributes (see scanned).
+func scanCloudEvent(body []byte, maxDepth int, fields []envField, out *scanned) error {
+	return scanJSONMode(body, maxDepth, fields, true, out)
+}
+
+func scanJSONMode(body []byte, maxDepth int, fields []envField, attrs bool, out *scanned) error {
 	s := scanners.Get().(*jsonScanner)
 	defer func() {
 		s.dec.Reset(&noInput) // the pool must not keep the body alive
-		s.in, s.body, s.fields, s.out = bytes.Buffer{}, nil, nil, scanned{}
+		s.in, s.body, s.fields, s.attrs, s.out = bytes.Buffer{}, nil, nil, false, scanned{}
 		s.names, s.ends = s.names[:0], s.ends[:0]
 		scanners.Put(s)
 	}()
@@ -100,7 +116,7 @@ func scanJSON(body []byte, maxDepth int, fields []envField, out *scanned) error 
 	// which reads it as U+FFFD; raw invalid UTF-8 was refused before.
 	s.in = *bytes.NewBuffer(body)
 	s.dec.Reset(&s.in, jsontext.AllowInvalidUTF8(true))
-	s.body, s.maxDepth, s.fields = body, maxDepth, fields
+	s.body, s.maxDepth, s.fields, s.attrs = body, maxDepth, fields, attrs
 	tok, err := s.dec.ReadToken()
 	if err != nil {
 		return invalid(err)
@@ -200,17 +216,51 @@ func (s *jsonScanner) object(top bool) error {
 		}
 		i := -1
 		if top {
+			if s.attrs && s.out.badName == "" && !attributeName(name) && string(name) != "data_base64" {
+				s.out.badName = string(name)
+			}
 			i = matchField(s.fields, name)
 		}
-		if i >= 0 {
+		switch {
+		case i >= 0:
 			err = s.field(&s.fields[i], i)
-		} else {
+		case top && s.attrs:
+			err = s.attribute(name)
+		default:
 			err = s.value()
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// attributeName: CloudEvents attribute names are lower-case ASCII letters
+// and digits (CloudEvents 1.0, "Attribute Naming Convention").
+func attributeName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// attribute reads the value of a CloudEvents attribute the decoder does
+// not keep: the JSON format maps every attribute type onto a string, a
+// number, a boolean or null, never an object or an array.
+func (s *jsonScanner) attribute(name []byte) error {
+	k, err := s.next()
+	if err != nil {
+		return err
+	}
+	if (k == '{' || k == '[') && s.out.badValue == "" {
+		s.out.badValue = string(name)
+	}
+	return s.value()
 }
 
 func matchField(fields []envField, name []byte) int {

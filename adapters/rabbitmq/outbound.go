@@ -12,6 +12,10 @@ import (
 const (
 	HeaderCausationID = "x-ledger-causation-id" // the id of the fact that caused the message
 	HeaderOrderID     = "x-ledger-order-id"
+	// MassTransit's transport header names (MessageHeaders), set on bare
+	// JSON commands, which have no envelope to carry them.
+	HeaderConversationID = "ConversationId"
+	HeaderInitiatorID    = "MT-InitiatorId"
 )
 
 // PublisherConfig configures a Publisher.
@@ -57,15 +61,12 @@ func NewPublisher(b *Broker, cfg PublisherConfig) *Publisher {
 	if cfg.Queue == "" {
 		cfg.Queue = b.cfg.Queue
 	}
-	p := &Publisher{broker: b, obs: b.obs, envelope: cfg.Envelope, source: address(cfg.Queue)}
+	p := &Publisher{broker: b, obs: b.obs, envelope: cfg.Envelope, source: inputAddress(b.cfg.URL, cfg.Queue)}
 	if err := cfg.Validate(); err != nil {
 		p.invalid = fmt.Errorf("rabbitmq publisher config: %w", err)
 	}
 	return p
 }
-
-// address is a MassTransit endpoint address on the ledger's bus.
-func address(endpoint string) string { return "rabbitmq://ledger/" + endpoint }
 
 // Publish sends msgs, persistent and confirmed, and returns when the broker
 // confirmed all of them. When it refused some (see Broker.Publish), the
@@ -139,9 +140,9 @@ func (p *Publisher) publication(m domain.Outbound) (Publication, error) {
 		return pub, nil
 	}
 	env := OutboundEnvelope{
-		MessageID: m.MessageID, CorrelationID: m.CorrelationID, ConversationID: m.CorrelationID,
-		InitiatorID: m.CausationID, Type: m.Name, Namespace: domain.NamespaceBookWorm,
-		SourceAddress: p.source, DestinationAddress: address(m.Exchange),
+		MessageID: m.MessageID, CorrelationID: m.CorrelationID, ConversationID: m.ConversationID,
+		InitiatorID: m.InitiatorID, Type: m.Name, Namespace: domain.NamespaceBookWorm,
+		SourceAddress: p.source, DestinationAddress: inputAddress(p.broker.cfg.URL, m.Exchange),
 		SentTime: m.Time, Message: m.Body,
 	}
 	var err error
@@ -150,7 +151,15 @@ func (p *Publisher) publication(m domain.Outbound) (Publication, error) {
 		pub.ContentType = domain.ContentTypeCloudEvents
 		pub.Body, err = EncodeCloudEvent(env)
 	case domain.EnvelopeBare:
+		// MassTransit's raw JSON serializer reads the ids from transport
+		// headers (MessageHeaders.ConversationId, .InitiatorId).
 		pub.ContentType, pub.Body = domain.ContentTypeJSON, m.Body
+		if m.ConversationID != "" {
+			pub.Headers[HeaderConversationID] = m.ConversationID
+		}
+		if m.InitiatorID != "" {
+			pub.Headers[HeaderInitiatorID] = m.InitiatorID
+		}
 	default:
 		pub.ContentType = domain.ContentTypeMassTransit
 		pub.Body, err = EncodeMassTransit(env)

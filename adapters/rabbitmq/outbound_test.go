@@ -45,6 +45,8 @@ const (
 	eventID   = "0198a7f4-0000-7000-8000-0000000000e1"
 	commandID = "0198a7f4-0000-7000-8000-0000000000e2"
 	causeID   = "0198a7f4-0000-7000-8000-0000000000e3"
+	convID    = "0198a7f4-0000-7000-8000-0000000000e4"
+	initID    = "0198a7f4-0000-7000-8000-0000000000e5"
 )
 
 // TestPublisherEnvelopes publishes what the lifecycle asks for (an
@@ -65,7 +67,7 @@ func TestPublisherEnvelopes(t *testing.T) {
 				{Kind: domain.KindAccelByte, Name: domain.EventOrderCreated, MessageID: eventID, Exchange: eventEx,
 					RoutingKey: domain.EventOrderCreated, OrderID: orderID, CorrelationID: orderID, CausationID: causeID, Time: at, Body: []byte(eventBody)},
 				{Kind: domain.KindBookWorm, Name: domain.CommandPlaceOrder, MessageID: commandID, Exchange: commandEx,
-					OrderID: orderID, CorrelationID: orderID, CausationID: causeID, Time: at, Body: []byte(commandBody)},
+					OrderID: orderID, CorrelationID: orderID, ConversationID: convID, InitiatorID: initID, CausationID: causeID, Time: at, Body: []byte(commandBody)},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -89,11 +91,11 @@ func TestPublisherEnvelopes(t *testing.T) {
 				require.NoError(t, json.Unmarshal(cmd.Body, &env))
 				assert.Equal(t, commandID, env["messageId"])
 				assert.Equal(t, orderID, env["correlationId"])
-				assert.Equal(t, orderID, env["conversationId"])
-				assert.Equal(t, causeID, env["initiatorId"])
+				assert.Equal(t, convID, env["conversationId"], "the causing message's conversation")
+				assert.Equal(t, initID, env["initiatorId"])
 				assert.Equal(t, []any{"urn:message:" + domain.NamespaceBookWorm + ":" + domain.CommandPlaceOrder, rabbitmq.BaseTypeURN}, env["messageType"])
-				assert.Equal(t, "rabbitmq://ledger/"+e.cfg.Queue, env["sourceAddress"], "the ledger's queue is the source")
-				assert.Equal(t, "rabbitmq://ledger/"+commandEx, env["destinationAddress"])
+				assert.Equal(t, rabbitmq.InputAddressForTest(e.cfg.URL, e.cfg.Queue), env["sourceAddress"], "the ledger's queue is the source")
+				assert.Equal(t, rabbitmq.InputAddressForTest(e.cfg.URL, commandEx), env["destinationAddress"])
 				assert.Equal(t, at.Format(time.RFC3339Nano), env["sentTime"])
 				inner, err := json.Marshal(env["message"])
 				require.NoError(t, err)
@@ -104,9 +106,10 @@ func TestPublisherEnvelopes(t *testing.T) {
 				assert.Equal(t, "1.0", env["specversion"])
 				assert.Equal(t, commandID, env["id"])
 				assert.Equal(t, domain.NamespaceBookWorm+"."+domain.CommandPlaceOrder, env["type"])
-				assert.Equal(t, "rabbitmq://ledger/"+e.cfg.Queue, env["source"])
+				assert.Equal(t, rabbitmq.InputAddressForTest(e.cfg.URL, e.cfg.Queue), env["source"])
 				assert.Equal(t, orderID, env["correlationid"])
-				assert.Equal(t, causeID, env["initiatorid"])
+				assert.Equal(t, convID, env["conversationid"])
+				assert.Equal(t, initID, env["initiatorid"])
 				assert.Equal(t, at.Format(time.RFC3339Nano), env["time"])
 				inner, err := json.Marshal(env["data"])
 				require.NoError(t, err)
@@ -114,6 +117,8 @@ func TestPublisherEnvelopes(t *testing.T) {
 			case domain.EnvelopeBare:
 				assert.Equal(t, domain.ContentTypeJSON, cmd.ContentType)
 				assert.Equal(t, commandBody, string(cmd.Body), "the command message alone")
+				assert.Equal(t, convID, cmd.Headers[rabbitmq.HeaderConversationID], "MassTransit's raw JSON reads it from a header")
+				assert.Equal(t, initID, cmd.Headers[rabbitmq.HeaderInitiatorID])
 			}
 		})
 	}

@@ -266,7 +266,7 @@ func (b *Broker) dueForRepublish(held []item, since time.Time) (late, due bool) 
 		return true, true
 	}
 	for i := range held {
-		if _, counted := held[i].d.Headers["x-delivery-count"]; counted && held[i].msg.DeliveryCount >= b.cfg.DeliveryLimit-1 {
+		if _, counted := held[i].d.Headers["x-delivery-count"]; counted && held[i].msg.DeliveryCount >= b.deliveryLimit()-1 {
 			return false, true
 		}
 	}

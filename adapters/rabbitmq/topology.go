@@ -375,7 +375,12 @@ func (b *Broker) declareOn(ctx context.Context, s *session) error {
 }
 
 // declareParking: the unroutable exchange and queue, `<queue>_error` and
-// `<queue>_skipped`.
+// `<queue>_skipped`, each with a durable fanout exchange of its name bound
+// to it, as MassTransit's RabbitMQ transport declares its error and
+// skipped queues (RabbitMqErrorSettings): parked copies go through that
+// exchange with their original routing key. Queues of older ledgers,
+// which had no such exchange, get it added; the declarations are
+// idempotent.
 func (b *Broker) declareParking(d *declarer) error {
 	c := b.cfg
 	if err := d.exchange(c.UnroutableExchange, "fanout", nil); err != nil {
@@ -389,11 +394,25 @@ func (b *Broker) declareParking(d *declarer) error {
 	if err := d.bind(c.UnroutableQueue, c.UnroutableExchange, ""); err != nil {
 		return err
 	}
-	if _, err := d.queue(domain.ErrorQueue(c.Queue), b.queueArgs(c.QueueType)); err != nil {
-		return err
+	for _, q := range []string{domain.ErrorQueue(c.Queue), domain.SkippedQueue(c.Queue)} {
+		if _, err := d.queue(q, b.queueArgs(c.QueueType)); err != nil {
+			return err
+		}
+		if err := d.exchange(q, "fanout", nil); err != nil {
+			if !isCode(err, amqp.PreconditionFailed) {
+				return err
+			}
+			// Declared by someone else with other settings: keep it; a
+			// copy it does not route to the queue is returned, and
+			// requeued rather than lost.
+			b.log.Warn("parking exchange exists with other settings; keeping it as declared",
+				zap.String("exchange", q), zap.Error(err))
+		}
+		if err := d.bind(q, q, ""); err != nil {
+			return err
+		}
 	}
-	_, err = d.queue(domain.SkippedQueue(c.Queue), b.queueArgs(c.QueueType))
-	return err
+	return nil
 }
 
 // declareLedgerQueue: the ledger queue and the inbound exchanges bound to it.

@@ -171,11 +171,11 @@ func TestHostileInputIsParkedNeverAppended(t *testing.T) {
 			seen[name] = q
 			want, mtReason := errQ, "fault"
 			if c.Expect == "skipped" {
-				want, mtReason = skipQ, "skip"
+				want, mtReason = skipQ, "dead-letter"
 			}
-			assert.Equal(t, want, q, "case %s (%s) went to the wrong queue; reason %v: %v", name, c.Why, d.Headers[rabbitmq.HeaderLedgerReason], d.Headers[rabbitmq.HeaderFaultMessage])
+			assert.Equal(t, want, q, "case %s (%s) went to the wrong queue; reason %v: %v", name, c.Why, d.Headers[rabbitmq.HeaderLedgerReason], d.Headers[rabbitmq.HeaderLedgerDetail])
 			assert.NotEmpty(t, d.Headers[rabbitmq.HeaderLedgerReason], "case %s: reason header", name)
-			assert.NotEmpty(t, d.Headers[rabbitmq.HeaderFaultMessage], "case %s: fault message header", name)
+			assert.NotEmpty(t, d.Headers[rabbitmq.HeaderLedgerDetail], "case %s: detail header", name)
 			assert.Equal(t, mtReason, d.Headers[rabbitmq.HeaderReason], "case %s", name)
 			assert.Equal(t, int64(1), d.Headers[rabbitmq.HeaderDeliveryCount], "case %s: parked on its first delivery", name)
 			assert.Equal(t, sha256.Sum256(c.body), sha256.Sum256(d.Body), "case %s: the parked copy keeps the body", name)
