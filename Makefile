@@ -18,9 +18,11 @@ build:
 broker:
 	@.ci/ensure-rabbitmq
 
-## browser: make sure Debian's chromium is installed (browser tests)
+## browser: make sure Debian's chromium and axe-core (npm) are installed (browser tests)
 browser:
 	@.ci/ensure-chromium
+	@.ci/ensure-node
+	@cd cmd/ledger/testdata/axe && (test -f node_modules/axe-core/axe.min.js || npm ci --no-audit --no-fund --loglevel=error)
 
 ## specs-deps: install the official AsyncAPI parser (npm) used to validate specs/asyncapi.yaml
 specs-deps:

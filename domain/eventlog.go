@@ -99,8 +99,8 @@ type RecordedEvent struct {
 // only (Prepare == Commit); EventStoreDB uses both. Positions compare by
 // Commit, then Prepare.
 type Position struct {
-	Commit  uint64
-	Prepare uint64
+	Commit  uint64 `json:"commit"`
+	Prepare uint64 `json:"prepare"`
 }
 
 // Less reports whether p sorts before q.

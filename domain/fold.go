@@ -114,6 +114,27 @@ type Totals struct {
 // refunded or held by a chargeback.
 func (t Totals) outstanding() int64 { return t.Captured - t.Refunded - t.ChargedBack + t.Reversed }
 
+// Add returns t + o, field by field.
+func (t Totals) Add(o Totals) Totals {
+	return Totals{Captured: t.Captured + o.Captured, Refunded: t.Refunded + o.Refunded, ChargedBack: t.ChargedBack + o.ChargedBack,
+		Reversed: t.Reversed + o.Reversed, Net: t.Net + o.Net}
+}
+
+// Sub returns t - o, field by field.
+func (t Totals) Sub(o Totals) Totals {
+	return Totals{Captured: t.Captured - o.Captured, Refunded: t.Refunded - o.Refunded, ChargedBack: t.ChargedBack - o.ChargedBack,
+		Reversed: t.Reversed - o.Reversed, Net: t.Net - o.Net}
+}
+
+// DayFormat is the layout of a DayMove's day: the UTC calendar day.
+const DayFormat = "2006-01-02"
+
+// DayMove is the money an order's facts moved on one UTC day.
+type DayMove struct {
+	Day   string `json:"day"` // DayFormat, UTC
+	Money Totals `json:"money"`
+}
+
 // State is an order's folded state.
 type State struct {
 	OrderID, BasketID string
@@ -139,6 +160,13 @@ type State struct {
 	Applied map[string]struct{} // ids of every fact seen (applied, held or ignored)
 	Flags   []Flag              // money problems (refund above captured, refund/chargeback overlap)
 	LastAt  time.Time           // latest fact time seen
+
+	CreatedAt time.Time // the checkout fact's time; zero before the checkout
+	// Days splits Money by the UTC day of the fact that moved it, oldest
+	// day first, one entry per day; they sum to Money. Facts a fact
+	// releases count on the releasing fact's day: that is when the money
+	// moved for the ledger.
+	Days []DayMove
 }
 
 // Ignored is a fact kept for the audit that can never apply.
@@ -232,7 +260,7 @@ func Evolve(r Rules, s State, e Event) (State, Outcome) {
 
 // Fold folds events, in stream order, from the empty state.
 func Fold(r Rules, events []Event) State {
-	m := machine{r: r.norm(), owned: true}
+	m := machine{r: r.norm(), owned: true, daysOwned: true}
 	m.s.Applied = make(map[string]struct{}, len(events))
 	for _, e := range events {
 		m.step(e)
@@ -269,6 +297,7 @@ func (s State) clone() State {
 	s.Held = slices.Clone(s.Held)
 	s.Ignored = slices.Clone(s.Ignored)
 	s.Flags = slices.Clone(s.Flags)
+	s.Days = slices.Clone(s.Days)
 	return s
 }
 
@@ -278,7 +307,9 @@ type machine struct {
 	r     Rules
 	s     State
 	owned bool
-	out   *Outcome // nil: nobody wants the outcome (Fold)
+	// daysOwned: s.Days is the machine's own (addDay copies it first).
+	daysOwned bool
+	out       *Outcome // nil: nobody wants the outcome (Fold)
 }
 
 func (m *machine) own() {
@@ -312,6 +343,7 @@ func (m *machine) step(e Event) {
 	if e.Fact.At.After(m.s.LastAt) {
 		m.s.LastAt = e.Fact.At
 	}
+	before := m.s.Money
 	d, reason := m.try(&e)
 	switch d {
 	case DispApplied:
@@ -327,7 +359,32 @@ func (m *machine) step(e Event) {
 		}
 		m.s.Ignored = append(m.s.Ignored, Ignored{Event: e, Reason: reason})
 	}
+	if m.s.Money != before {
+		m.addDay(e.Fact.At, m.s.Money.Sub(before))
+	}
 	m.result(d, reason)
+}
+
+// addDay adds delta to the day of at, keeping Days sorted with one entry
+// per day. Facts mostly come in date order, so the search starts from the
+// last day; only a new day's name is allocated.
+func (m *machine) addDay(at time.Time, delta Totals) {
+	if !m.daysOwned {
+		m.s.Days = slices.Clone(m.s.Days) // shared with the caller: a day is added to in place
+		m.daysOwned = true
+	}
+	var buf [len(DayFormat)]byte
+	day := at.UTC().AppendFormat(buf[:0], DayFormat)
+	days := m.s.Days
+	i := len(days)
+	for i > 0 && string(day) < days[i-1].Day {
+		i--
+	}
+	if i > 0 && string(day) == days[i-1].Day {
+		days[i-1].Money = days[i-1].Money.Add(delta)
+		return
+	}
+	m.s.Days = slices.Insert(days, i, DayMove{Day: string(day), Money: delta})
 }
 
 func (m *machine) result(d Disposition, reason string) {
@@ -512,6 +569,7 @@ func (m *machine) checkedOut(e *Event) (Disposition, string) {
 	m.s.OrderID, m.s.BasketID = f.OrderID, f.BasketID
 	m.s.FullName, m.s.Email = f.FullName, f.Email
 	m.s.Total = f.Amount
+	m.s.CreatedAt = f.At
 	m.s.ConversationID = e.Conversation()
 	m.s.PlacementAttempts = 1
 	m.s.PlacementDeadline = f.At.Add(m.r.PlacementTimeout)

@@ -716,3 +716,71 @@ func TestBadHandBuiltFactsMoveNoMoney(t *testing.T) {
 		t.Error("an event without id must be ignored")
 	}
 }
+
+func TestDaysSplitMoneyByTheDayOfEachFact(t *testing.T) {
+	// Half past midnight at UTC+2 is the evening before in UTC.
+	day := func(d int) time.Time { return time.Date(2026, 3, d, 0, 30, 0, 0, time.FixedZone("UTC+2", 2*3600)) }
+	h := newHistory(orderA)
+	h.checkout()
+	h.charge()
+	h.pay(domain.FactPaymentChargeback, 4000)
+	h.pay(domain.FactPaymentChargebackReversed, 1000)
+	for i, at := range []time.Time{day(1), day(4), day(3), day(3).Add(10 * time.Minute)} {
+		h.events[i].Fact.At = at // the chargeback and its reversal are dated before the charge
+	}
+	s, _, _ := evolveAll(t, immediate, h.events)
+	want := []domain.DayMove{
+		{Day: "2026-03-02", Money: domain.Totals{ChargedBack: 4000, Reversed: 1000, Net: -3000}},
+		{Day: "2026-03-03", Money: domain.Totals{Captured: 9999, Net: 9999}},
+	}
+	if !reflect.DeepEqual(s.Days, want) {
+		t.Fatalf("days %+v, want %+v", s.Days, want)
+	}
+	if !s.CreatedAt.Equal(day(1)) {
+		t.Fatalf("created at %v, want the checkout's time %v", s.CreatedAt, day(1))
+	}
+	if f := domain.Fold(immediate, h.events); !reflect.DeepEqual(f.Days, want) {
+		t.Fatalf("Fold days %+v", f.Days)
+	}
+}
+
+func TestDaysPutReleasedFactsOnTheReleasingFactsDay(t *testing.T) {
+	h := newHistory(orderA)
+	co := h.checkout()
+	charge := h.charge()
+	refund := h.pay(domain.FactOrderRefundRequested, 2000)
+	co.Fact.At = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	charge.Fact.At = time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC)
+	refund.Fact.At = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	// The refund (dated the 2nd) and the charge arrive before the checkout.
+	s, _, _ := evolveAll(t, immediate, []domain.Event{refund, charge, co})
+	want := []domain.DayMove{{Day: "2026-03-01", Money: domain.Totals{Captured: 9999, Refunded: 2000, Net: 7999}}}
+	if !reflect.DeepEqual(s.Days, want) {
+		t.Fatalf("days %+v, want everything on the checkout's day %+v", s.Days, want)
+	}
+	// In date order each fact's money is on its own day.
+	s, _, _ = evolveAll(t, immediate, []domain.Event{co, charge, refund})
+	want = []domain.DayMove{
+		{Day: "2026-03-02", Money: domain.Totals{Refunded: 2000, Net: -2000}},
+		{Day: "2026-03-04", Money: domain.Totals{Captured: 9999, Net: 9999}},
+	}
+	if !reflect.DeepEqual(s.Days, want) {
+		t.Fatalf("days %+v, want %+v", s.Days, want)
+	}
+}
+
+func TestEvolveLeavesTheCallersDaysAlone(t *testing.T) {
+	h := newHistory(orderA)
+	h.checkout()
+	h.charge()
+	s, _, _ := evolveAll(t, immediate, h.events)
+	before := slices.Clone(s.Days)
+	refund := h.pay(domain.FactOrderRefundRequested, 100) // same day as the charge: added in place
+	next, _ := domain.Evolve(immediate, s, refund)
+	if !reflect.DeepEqual(s.Days, before) {
+		t.Fatalf("Evolve changed its input's days: %+v, was %+v", s.Days, before)
+	}
+	if next.Days[0].Money.Refunded != 100 {
+		t.Fatalf("refund not counted: %+v", next.Days)
+	}
+}

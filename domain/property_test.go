@@ -87,6 +87,27 @@ func checkInvariants(s domain.State) error {
 	if len(s.Held)+len(s.Ignored) > len(s.Applied) {
 		return fmt.Errorf("more held and ignored than seen")
 	}
+	return checkDays(s)
+}
+
+// checkDays: the days are sorted, unique and sum to the order's money.
+func checkDays(s domain.State) error {
+	var sum domain.Totals
+	for i, d := range s.Days {
+		if i > 0 && d.Day <= s.Days[i-1].Day {
+			return fmt.Errorf("days out of order or repeated: %+v", s.Days)
+		}
+		if _, err := time.Parse(domain.DayFormat, d.Day); err != nil {
+			return fmt.Errorf("day %q: %v", d.Day, err)
+		}
+		if (d.Money == domain.Totals{}) {
+			return fmt.Errorf("a day with no money: %+v", s.Days)
+		}
+		sum = sum.Add(d.Money)
+	}
+	if sum != s.Money {
+		return fmt.Errorf("days sum to %+v, money is %+v", sum, s.Money)
+	}
 	return nil
 }
 
@@ -130,6 +151,36 @@ func TestPropertyRandomHistories(t *testing.T) {
 			}
 			if f := domain.Fold(r, events); !reflect.DeepEqual(f, domain.Fold(r, events)) {
 				fail("Fold not deterministic")
+			}
+		}
+	}
+}
+
+// TestPropertyDaysAcrossDays spreads the random histories over a fortnight,
+// in no particular date order, so facts land on many days and arrive out
+// of date order.
+func TestPropertyDaysAcrossDays(t *testing.T) {
+	rng := rand.New(rand.NewPCG(propertySeed, 3))
+	for i := 0; i < 3000; i++ {
+		events := randomHistory(rng)
+		shift := map[string]time.Duration{}
+		for k := range events {
+			e := &events[k]
+			if _, ok := shift[e.ID]; !ok {
+				shift[e.ID] = time.Duration(rng.IntN(14)) * 24 * time.Hour
+			}
+			e.Fact.At = e.Fact.At.Add(shift[e.ID]) // a redelivery keeps its date
+		}
+		for _, r := range []domain.Rules{immediate, provider} {
+			var s domain.State
+			for k, e := range events {
+				s, _ = domain.Evolve(r, s, e)
+				if err := checkDays(s); err != nil {
+					t.Fatalf("seed %d, history %d, event %d: %v\n%s", propertySeed, i, k, err, dump(events))
+				}
+			}
+			if f := domain.Fold(r, events); !reflect.DeepEqual(f.Days, s.Days) {
+				t.Fatalf("seed %d, history %d: Fold days %+v, Evolve days %+v", propertySeed, i, f.Days, s.Days)
 			}
 		}
 	}
@@ -285,7 +336,11 @@ func TestPropertyOrderIndependence(t *testing.T) {
 						events = append(events, h.events[order[rng.IntN(n+1)]])
 					}
 				}
-				got := summarize(domain.Fold(st.rules, events))
+				folded := domain.Fold(st.rules, events)
+				if err := checkDays(folded); err != nil {
+					t.Fatalf("seed %d, order %v: %v", propertySeed, order, err)
+				}
+				got := summarize(folded)
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("seed %d, order %v: \n got %+v\nwant %+v", propertySeed, order, got, want)
 				}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
@@ -31,6 +32,9 @@ type Summary struct {
 	Flags             int           `json:"flags"`
 	Facts             int           `json:"facts"`
 	LastAt            time.Time     `json:"lastAt,omitzero"`
+	CreatedAt         time.Time     `json:"createdAt,omitzero"` // the checkout's time
+	// Days is Money split by the UTC day the facts moved it (domain.State.Days).
+	Days []domain.DayMove `json:"days,omitempty"`
 }
 
 // Due is an order whose placement clock has run out.
@@ -62,3 +66,60 @@ type ReadModel interface {
 // Clock tells the time. Projections take it as a dependency so tests and
 // replays control it; the domain never reads a clock.
 type Clock func() time.Time
+
+// OrderSort orders a listing of the read model.
+type OrderSort string
+
+// Listing orders.
+const (
+	SortByID       OrderSort = "id"       // order id, ascending
+	SortByActivity OrderSort = "activity" // last fact time, newest first
+	SortByAmount   OrderSort = "amount"   // order total, largest first
+)
+
+// ErrInvalidQuery is matched (errors.Is) when an OrderIndex question cannot
+// be answered as asked: an unknown sort or status, a cursor from another
+// listing, a malformed day.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// OrderQuery selects a page of orders.
+type OrderQuery struct {
+	Status domain.Status // only orders in this status; "" for all
+	Prefix string        // only order ids starting with this (lower case)
+	Sort   OrderSort     // "" is SortByID
+	Cursor string        // the previous page's Next; "" for the first page
+	Limit  int           // <= 0: 50
+}
+
+// OrderPage is one page of a listing; Next is "" on the last page and is
+// opaque to callers (pass it back as OrderQuery.Cursor with the same
+// Status, Prefix and Sort).
+type OrderPage struct {
+	Orders []Summary `json:"orders"`
+	Next   string    `json:"next,omitempty"`
+}
+
+// DayTotals is what moved on one UTC day: the money of the facts dated
+// that day and the orders checked out that day.
+type DayTotals struct {
+	Day    string        `json:"day"` // 2006-01-02, UTC
+	Orders int           `json:"orders"`
+	Money  domain.Totals `json:"money"`
+}
+
+// Overview is the whole read model in a few figures.
+type Overview struct {
+	Orders   int                   `json:"orders"`
+	ByStatus map[domain.Status]int `json:"byStatus"`
+	Money    domain.Totals         `json:"money"` // every order's totals summed
+}
+
+// OrderIndex answers the stream browser's questions from indexes the read
+// model keeps up to date with every write, so no question scans it.
+type OrderIndex interface {
+	Orders(ctx context.Context, q OrderQuery) (OrderPage, error)
+	Overview(ctx context.Context) (Overview, error)
+	// Days lists the days from..to inclusive ("2006-01-02", UTC; "" leaves
+	// that end open) on which something moved, oldest first.
+	Days(ctx context.Context, from, to string) ([]DayTotals, error)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -50,13 +51,43 @@ type Change struct {
 	After   Summary  `json:"after"`
 }
 
-// ReplayResult sums a replay up.
+// ReplayResult sums a replay up. Its JSON (the report file, the HTTP
+// API's answer) is replayJSON: "changes" is [] when none, the elapsed time
+// is whole milliseconds in "elapsedMs".
 type ReplayResult struct {
-	Facts   int64            `json:"facts"`
-	Orders  int64            `json:"orders"`
-	Head    *domain.Position `json:"head,omitempty"` // the log's head when the replay began
-	Changes []Change         `json:"changes"`
-	Elapsed time.Duration    `json:"elapsed"`
+	Facts   int64
+	Orders  int64
+	Head    *domain.Position // the log's head when the replay began
+	Changes []Change
+	Elapsed time.Duration
+}
+
+type replayJSON struct {
+	Facts     int64            `json:"facts"`
+	Orders    int64            `json:"orders"`
+	Head      *domain.Position `json:"head,omitempty"`
+	Changes   []Change         `json:"changes"`
+	ElapsedMs int64            `json:"elapsedMs"`
+}
+
+// MarshalJSON writes the report's stable shape.
+func (r ReplayResult) MarshalJSON() ([]byte, error) {
+	j := replayJSON{Facts: r.Facts, Orders: r.Orders, Head: r.Head, Changes: r.Changes, ElapsedMs: r.Elapsed.Milliseconds()}
+	if j.Changes == nil {
+		j.Changes = []Change{}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote (the CLI decodes the
+// server's answer with it).
+func (r *ReplayResult) UnmarshalJSON(b []byte) error {
+	var j replayJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = ReplayResult{Facts: j.Facts, Orders: j.Orders, Head: j.Head, Changes: j.Changes, Elapsed: time.Duration(j.ElapsedMs) * time.Millisecond}
+	return nil
 }
 
 // replayFold is one order being replayed.

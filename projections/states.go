@@ -152,6 +152,8 @@ func SummaryOf(stream string, rev uint64, facts int, s domain.State) Summary {
 		Flags:             len(s.Flags),
 		Facts:             facts,
 		LastAt:            s.LastAt,
+		CreatedAt:         s.CreatedAt,
+		Days:              s.Days,
 	}
 }
 

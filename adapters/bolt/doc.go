@@ -19,6 +19,9 @@
 // contain a NUL byte.
 //
 // The package also keeps the order read model ([ReadModel]) in a second,
-// separate file: summaries, the placement-deadline index and projection
-// checkpoints. It is local to one instance and rebuilt by a replay.
+// separate file: summaries, the placement-deadline index, projection
+// checkpoints, parked lanes, and the stream browser's indexes (index.go:
+// orders by status and id, last activity or amount; counters per status;
+// money in all and per UTC day), kept in the transaction of every write.
+// It is local to one instance and rebuilt by a replay.
 package bolt

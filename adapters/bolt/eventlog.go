@@ -37,7 +37,9 @@ type Config struct {
 	// FileMode of a new file. Default 0600.
 	FileMode os.FileMode
 	// OpenTimeout bounds the wait for the file lock held by another
-	// process. Default 5s.
+	// process. Default 500ms: the owner is a running service (it will not
+	// let go) or a tool that will soon, and a caller that waits says
+	// nothing meanwhile.
 	OpenTimeout time.Duration
 	// InitialMmapSize is the initial memory map size in bytes; a large map
 	// avoids remaps, which wait for every reader. Default 256 MiB.
@@ -61,7 +63,7 @@ func (c *Config) setDefaults() {
 		c.FileMode = 0o600
 	}
 	if c.OpenTimeout == 0 {
-		c.OpenTimeout = 5 * time.Second
+		c.OpenTimeout = DefaultOpenTimeout
 	}
 	if c.InitialMmapSize == 0 {
 		c.InitialMmapSize = 256 << 20
@@ -91,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultOpenTimeout is Config.OpenTimeout's default.
+const DefaultOpenTimeout = 500 * time.Millisecond
 
 var (
 	bucketAll     = []byte("all")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,9 +26,9 @@ var (
 )
 
 // ReadModel is the order read model in its own bbolt file: summaries, the
-// placement deadlines index, projection checkpoints and the lifecycle's
-// parked lanes (parked.go). It is local to one
-// instance and can be rebuilt from the streams at any time.
+// placement deadlines index, the order indexes and aggregates (index.go),
+// projection checkpoints and the lifecycle's parked lanes (parked.go). It
+// is local to one instance and can be rebuilt from the streams at any time.
 type ReadModel struct {
 	db   *bbolt.DB
 	path string
@@ -36,6 +37,10 @@ type ReadModel struct {
 	// touched estimates bytes of file pages mapped in since the last drop
 	// of resident pages (rowPage per row read or written).
 	touched atomic.Int64
+	// deferred: writes keep no order index keys (DeferIndexes, until
+	// BuildIndexes).
+	deferred atomic.Bool
+	wmu      sync.Mutex // row writes wait for BuildIndexes
 }
 
 var _ projections.ReadModel = (*ReadModel)(nil)
@@ -52,6 +57,13 @@ type ReadModelOptions struct {
 	// resident pages (see [ReadModel.ReleaseMemory]). Default 32 MiB;
 	// negative: never.
 	ReleaseEvery int
+	// DeferIndexes: for a new file a rebuild fills. Writes keep the
+	// aggregates but not the order index keys, which BuildIndexes writes
+	// once, sorted, after the last row; until then the file answers no
+	// OrderIndex question. Keeping them row by row made a replay half
+	// again as slow and its peak memory 1.7 times (keys in random order
+	// rewrite a page each; index_build.go).
+	DeferIndexes bool
 }
 
 // OpenReadModel opens (or creates) the read model at path, with every
@@ -82,13 +94,26 @@ func OpenReadModelWith(path string, opts ReadModelOptions) (*ReadModel, error) {
 				return err
 			}
 		}
+		if opts.DeferIndexes {
+			// No version mark until BuildIndexes: a file left unbuilt is
+			// indexed from its rows when next opened.
+			if k, _ := tx.Bucket(bucketSummaries).Cursor().First(); k != nil {
+				return errors.New("DeferIndexes needs a new read model")
+			}
+			return resetIndexes(tx)
+		}
 		return nil
 	})
+	if err == nil && !opts.DeferIndexes {
+		err = ensureIndexes(db)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init read model %s: %w", path, err)
 	}
-	return &ReadModel{db: db, path: path, opts: opts}, nil
+	rm := &ReadModel{db: db, path: path, opts: opts}
+	rm.deferred.Store(opts.DeferIndexes)
+	return rm, nil
 }
 
 // Path is the file the read model lives in.
@@ -154,8 +179,8 @@ func (r *ReadModel) Apply(ctx context.Context, name string, pos domain.Position,
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := r.db.Update(func(tx *bbolt.Tx) error {
-		if err := putRows(tx, rows); err != nil {
+	err := r.write(func(tx *bbolt.Tx, noKeys bool) error {
+		if err := putRows(tx, rows, noKeys); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketCheckpoints).Put([]byte(name), encodePos(pos))
@@ -169,20 +194,45 @@ func (r *ReadModel) Put(ctx context.Context, rows []projections.Summary) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := r.db.Update(func(tx *bbolt.Tx) error { return putRows(tx, rows) })
+	err := r.write(func(tx *bbolt.Tx, noKeys bool) error { return putRows(tx, rows, noKeys) })
 	r.touch(len(rows))
 	return err
 }
 
-func putRows(tx *bbolt.Tx, rows []projections.Summary) error {
+// write runs fn in a write transaction, telling it whether the order
+// index keys wait for BuildIndexes.
+func (r *ReadModel) write(fn func(tx *bbolt.Tx, noKeys bool) error) error {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	noKeys := r.deferred.Load()
+	return r.db.Update(func(tx *bbolt.Tx) error { return fn(tx, noKeys) })
+}
+
+// putRows stores rows and keeps the deadline index, the aggregates and,
+// unless noKeys, the order indexes in step. Only a row that replaces one
+// is read first, to take it out of them.
+func putRows(tx *bbolt.Tx, rows []projections.Summary, noKeys bool) error {
 	sums, due, dueKey := tx.Bucket(bucketSummaries), tx.Bucket(bucketDue), tx.Bucket(bucketDueKey)
-	for _, row := range rows {
+	ix := newIndexWriter(tx, noKeys)
+	for i := range rows {
+		row := &rows[i]
 		b, err := json.Marshal(row)
 		if err != nil {
 			return fmt.Errorf("encode summary %s: %w", row.OrderID, err)
 		}
 		id := []byte(row.OrderID)
+		var old *indexed
+		if prev := sums.Get(id); prev != nil {
+			old = &indexed{}
+			if err := json.Unmarshal(prev, old); err != nil {
+				return fmt.Errorf("decode summary %s: %w", row.OrderID, err)
+			}
+		}
 		if err := sums.Put(id, b); err != nil {
+			return err
+		}
+		nw := indexedOf(row)
+		if err := ix.update(id, old, &nw); err != nil {
 			return err
 		}
 		if old := dueKey.Get(id); old != nil {
@@ -207,7 +257,7 @@ func putRows(tx *bbolt.Tx, rows []projections.Summary) error {
 			}
 		}
 	}
-	return nil
+	return ix.flush()
 }
 
 // Checkpoint returns the stored position of name, or nil.

@@ -68,6 +68,30 @@ func (s *Swappable) Due(ctx context.Context, now time.Time, limit int) ([]projec
 	return s.cur.Due(ctx, now, limit)
 }
 
+var _ projections.OrderIndex = (*Swappable)(nil)
+
+// Orders implements projections.OrderIndex: the current file's indexes
+// (after a swap, those the rebuild wrote).
+func (s *Swappable) Orders(ctx context.Context, q projections.OrderQuery) (projections.OrderPage, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur.Orders(ctx, q)
+}
+
+// Overview implements projections.OrderIndex.
+func (s *Swappable) Overview(ctx context.Context) (projections.Overview, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur.Overview(ctx)
+}
+
+// Days implements projections.OrderIndex.
+func (s *Swappable) Days(ctx context.Context, from, to string) ([]projections.DayTotals, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cur.Days(ctx, from, to)
+}
+
 // ReleaseMemory drops the file's mapped pages (see ReadModel.ReleaseMemory).
 func (s *Swappable) ReleaseMemory() error {
 	s.mu.RLock()
@@ -104,13 +128,17 @@ func (s *Swappable) Rebuild(ctx context.Context, log domain.EventLog, opts Rebui
 	s.mu.RUnlock()
 	tmp := fmt.Sprintf("%s.replay-%d", path, time.Now().UnixNano())
 	// No fsync per batch: an unfinished rebuild is thrown away, and the
-	// finished one is synced once before it is renamed into place.
-	next, err := OpenReadModelWith(tmp, ReadModelOptions{NoSync: true})
+	// finished one is synced once before it is renamed into place. Its
+	// order indexes are built once the rows are in.
+	next, err := OpenReadModelWith(tmp, ReadModelOptions{NoSync: true, DeferIndexes: true})
 	if err != nil {
 		return projections.ReplayResult{}, 0, err
 	}
 	res, err := projections.Replay(ctx, log, projections.ReplayOptions{Rules: opts.Rules, Current: s, Sink: next, Progress: opts.Progress})
 	if err != nil || opts.DryRun {
+		return res, 0, errors.Join(err, discard(next, tmp))
+	}
+	if err := next.BuildIndexes(ctx); err != nil {
 		return res, 0, errors.Join(err, discard(next, tmp))
 	}
 	restated := 0

@@ -13,15 +13,14 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/bookworm-ledger/ledger/projections"
 )
 
 // authorize enforces the bearer token of state-changing endpoints: 403 when
-// none is configured (they are off), 401 when the request lacks it.
+// none is configured (they are off), 401 when the request lacks it. The
+// messages name the settings, for whoever reads them.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.Token == "" {
-		writeError(w, http.StatusForbidden, "state-changing endpoints are disabled: no token configured")
+		writeError(w, http.StatusForbidden, "state-changing endpoints are disabled: no token configured (start the server with http.token, LEDGER_HTTP_TOKEN)")
 		return false
 	}
 	given, ok := bearer(r.Header.Get("Authorization"))
@@ -54,43 +53,21 @@ type replayOptions struct {
 
 // replay rebuilds the read model with the current code. Absent flags are
 // false (as `ledger replay --server` sends them): a real replay that
-// restates nothing.
+// restates nothing. A dry run only reads, like the rest of the API, and
+// needs no token; a real replay (and so a restatement) does. A request
+// that cannot be parsed is answered as unauthorized when it is, so the
+// answer tells nothing to whoever lacks the token.
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	if !s.authorize(w, r) {
+	dryRun, restate, perr := s.replayFlags(r)
+	if (perr != nil || !dryRun) && !s.authorize(w, r) {
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+	if perr != nil {
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(perr, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body too large")
 			return
 		}
-		writeError(w, http.StatusBadRequest, "cannot read body")
-		return
-	}
-	var opts replayOptions
-	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&opts); err != nil {
-			writeError(w, http.StatusBadRequest, "body: want {\"dry_run\":bool,\"restate\":bool}")
-			return
-		}
-	}
-	dryRun, restate := false, false
-	if opts.DryRun != nil {
-		dryRun = *opts.DryRun
-	}
-	if opts.Restate != nil {
-		restate = *opts.Restate
-	}
-	if dryRun, err = boolParam(r, "dry_run", dryRun); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if restate, err = boolParam(r, "restate", restate); err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, perr)
 		return
 	}
 	if s.deps.Replay == nil {
@@ -120,8 +97,39 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("replay done", zap.Bool("dry_run", dryRun), zap.Int64("facts", res.Facts),
 		zap.Int64("orders", res.Orders), zap.Int("changes", len(res.Changes)), zap.Duration("elapsed", res.Elapsed))
-	if res.Changes == nil {
-		res.Changes = []projections.Change{}
+	writeJSON(w, http.StatusOK, res) // "changes": [] when none (ReplayResult.MarshalJSON)
+}
+
+// replayFlags reads dry_run and restate from the JSON body and the query
+// (the query wins).
+func (s *Server) replayFlags(r *http.Request) (dryRun, restate bool, err error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return false, false, err
+		}
+		return false, false, badRequest("cannot read body")
 	}
-	writeJSON(w, http.StatusOK, res)
+	var opts replayOptions
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&opts); err != nil {
+			return false, false, badRequest(`body: want {"dry_run":bool,"restate":bool}`)
+		}
+	}
+	if opts.DryRun != nil {
+		dryRun = *opts.DryRun
+	}
+	if opts.Restate != nil {
+		restate = *opts.Restate
+	}
+	if dryRun, err = boolParam(r, "dry_run", dryRun); err != nil {
+		return false, false, err
+	}
+	if restate, err = boolParam(r, "restate", restate); err != nil {
+		return false, false, err
+	}
+	return dryRun, restate, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -137,6 +138,11 @@ type infoBody struct {
 	Parked      bool         `json:"parked"`      // parked lanes can be listed
 	RetryParked bool         `json:"retryParked"` // and retried (admin)
 	DeadLetters bool         `json:"deadLetters"` // dead-letter queues can be browsed
+	// Index: orders can be filtered, sorted and searched, and the
+	// overview and days answer.
+	Index bool `json:"index"`
+	// Statuses are every order status, in lifecycle order.
+	Statuses []domain.Status `json:"statuses"`
 }
 
 type currencyJSON struct {
@@ -147,7 +153,8 @@ type currencyJSON struct {
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals},
 		Replay: s.deps.Replay != nil && s.cfg.Token != "", Parked: s.deps.Parked != nil,
-		RetryParked: s.deps.RetryParked != nil && s.cfg.Token != "", DeadLetters: s.deps.DeadLetters != nil})
+		RetryParked: s.deps.RetryParked != nil && s.cfg.Token != "", DeadLetters: s.deps.DeadLetters != nil,
+		Index: s.deps.Index != nil, Statuses: domain.Statuses()})
 }
 
 type streamsBody struct {
@@ -199,9 +206,10 @@ func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// eventJSON is a recorded event for clients: data and metadata as JSON
-// values when they are JSON, else as text (or base64 for binary).
-type eventJSON struct {
+// Event is a recorded event as clients see it (the API, and `ledger
+// streams`): data and metadata as JSON values when they are JSON, else as
+// text (or base64 for binary).
+type Event struct {
 	Stream           string          `json:"stream"`
 	Revision         uint64          `json:"revision"`
 	Position         string          `json:"position"`
@@ -214,8 +222,9 @@ type eventJSON struct {
 	Created          time.Time       `json:"created,omitzero"`
 }
 
-func toEventJSON(e domain.RecordedEvent) eventJSON {
-	out := eventJSON{Stream: e.Stream, Revision: e.Revision, Position: e.Position.String(), ID: e.ID, Type: e.Type, Created: e.Created}
+// EventOf is e as clients see it.
+func EventOf(e domain.RecordedEvent) Event {
+	out := Event{Stream: e.Stream, Revision: e.Revision, Position: e.Position.String(), ID: e.ID, Type: e.Type, Created: e.Created}
 	out.Data, out.DataEncoding = jsonValue(e.Data)
 	out.Metadata, out.MetadataEncoding = jsonValue(e.Metadata)
 	return out
@@ -237,11 +246,11 @@ func jsonValue(b []byte) (json.RawMessage, string) {
 }
 
 type eventsBody struct {
-	Stream    string      `json:"stream"`
-	OrderID   string      `json:"orderId,omitempty"`
-	Direction string      `json:"direction"`
-	Events    []eventJSON `json:"events"`
-	Next      *uint64     `json:"next,omitempty"` // pass as from= for the next page
+	Stream    string  `json:"stream"`
+	OrderID   string  `json:"orderId,omitempty"`
+	Direction string  `json:"direction"`
+	Events    []Event `json:"events"`
+	Next      *uint64 `json:"next,omitempty"` // pass as from= for the next page
 }
 
 func (s *Server) readStream(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +293,7 @@ func (s *Server) readStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body := eventsBody{Stream: stream, Direction: "forwards", Events: make([]eventJSON, 0, min(limit, len(evs)))}
+	body := eventsBody{Stream: stream, Direction: "forwards", Events: make([]Event, 0, min(limit, len(evs)))}
 	if dir == domain.Backwards {
 		body.Direction = "backwards"
 	}
@@ -297,43 +306,7 @@ func (s *Server) readStream(w http.ResponseWriter, r *http.Request) {
 			body.Next = &next
 			break
 		}
-		body.Events = append(body.Events, toEventJSON(e))
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-type ordersBody struct {
-	Orders []projections.Summary `json:"orders"`
-	Next   string                `json:"next,omitempty"`
-}
-
-func (s *Server) listOrders(w http.ResponseWriter, r *http.Request) {
-	after := r.URL.Query().Get("after")
-	if after != "" {
-		id, ok := parseOrderID(after)
-		if !ok {
-			writeError(w, http.StatusBadRequest, "after: want an order id (UUID)")
-			return
-		}
-		after = id
-	}
-	limit, err := pageLimit(r, 50, s.cfg.MaxPageSize)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rows, err := s.deps.Orders.Summaries(r.Context(), after, limit+1)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	body := ordersBody{Orders: rows}
-	if len(rows) > limit {
-		body.Orders = rows[:limit]
-		body.Next = rows[limit-1].OrderID
-	}
-	if body.Orders == nil {
-		body.Orders = []projections.Summary{}
+		body.Events = append(body.Events, EventOf(e))
 	}
 	writeJSON(w, http.StatusOK, body)
 }
@@ -405,6 +378,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &br):
 		writeError(w, http.StatusBadRequest, br.Error())
+	case errors.Is(err, projections.ErrInvalidQuery):
+		// The index's own word on what it cannot answer (a cursor from
+		// another listing): about the request, never about the store.
+		msg := err.Error()
+		if i := strings.Index(msg, projections.ErrInvalidQuery.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		writeError(w, http.StatusBadRequest, msg)
 	case errors.Is(err, domain.ErrStreamNotFound):
 		writeError(w, http.StatusNotFound, "stream not found")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

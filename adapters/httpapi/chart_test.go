@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -108,20 +109,66 @@ func TestRenderTimeline(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"INIT", "CHARGED", "FULFILLED", "REFUNDING", "REFUNDED"}, statuses)
-	assert.Len(t, paths, 4)
+	assert.Len(t, paths, 5)
 	assert.Equal(t, 6, factGroups)
 	assert.Equal(t, 1, markers, "one marker for the ignored fact")
 	assert.Equal(t, []string{"0.00", "10.00", "20.00", "30.00", "40.00", "50.00"}, yLabels)
 
-	// The top of the scale is 50.00 at plotTop, zero at plotBottom: 49.99
-	// captured sits just under the top, the final net of 0 on the base line.
-	yOf := func(minor int64) string {
-		return strconv.FormatFloat(plotBottom-float64(minor)*float64(plotBottom-plotTop)/5000, 'f', 1, 64)
+	// One legend row: the plot spans 56..250. The top of the scale is
+	// 50.00, zero is at the bottom. Series with equal values in a slot lie
+	// side by side, spread apart in the legend's order.
+	top := legendTop + 18
+	yOf := func(minor int64, off float64) string {
+		return strconv.FormatFloat(float64(top+plotH)-float64(minor)*float64(plotH)/5000+off, 'f', 1, 64)
 	}
-	assert.Equal(t, []string{yOf(0), yOf(4999), yOf(4999), yOf(4999), yOf(4999), yOf(4999)}, stepLevels(paths["series-captured"]))
-	assert.Equal(t, []string{yOf(0), yOf(4999), yOf(4999), yOf(4999), yOf(4999), yOf(0)}, stepLevels(paths["series-net"]))
-	assert.Equal(t, []string{yOf(0), yOf(0), yOf(0), yOf(0), yOf(0), yOf(4999)}, stepLevels(paths["series-refunded"]))
-	assert.Equal(t, []string{yOf(0), yOf(0), yOf(0), yOf(0), yOf(0), yOf(0)}, stepLevels(paths["series-chargedback"]))
+	// Slot by slot: all at zero; net = captured; the same; the same; the
+	// same; captured = refunded with net back at zero.
+	assert.Equal(t, []string{yOf(0, -6), yOf(4999, -1.5), yOf(4999, -1.5), yOf(4999, -1.5), yOf(4999, -1.5), yOf(0, -3)}, stepLevels(paths["series-net"]))
+	assert.Equal(t, []string{yOf(0, -3), yOf(4999, 1.5), yOf(4999, 1.5), yOf(4999, 1.5), yOf(4999, 1.5), yOf(4999, -1.5)}, stepLevels(paths["series-captured"]))
+	assert.Equal(t, []string{yOf(0, 0), yOf(0, -3), yOf(0, -3), yOf(0, -3), yOf(0, -3), yOf(4999, 1.5)}, stepLevels(paths["series-refunded"]))
+	assert.Equal(t, []string{yOf(0, 3), yOf(0, 0), yOf(0, 0), yOf(0, 0), yOf(0, 0), yOf(0, 0)}, stepLevels(paths["series-chargedback"]))
+	assert.Equal(t, []string{yOf(0, 6), yOf(0, 3), yOf(0, 3), yOf(0, 3), yOf(0, 3), yOf(0, 3)}, stepLevels(paths["series-reversed"]))
+
+	// Each series has a dash pattern of its own (net alone is solid), and
+	// the legend gives each one's final value.
+	dashes := map[string]bool{}
+	for _, el := range els {
+		if el.name == "path" {
+			assert.False(t, dashes[el.attrs["stroke-dasharray"]], "dash pattern %q used twice", el.attrs["stroke-dasharray"])
+			dashes[el.attrs["stroke-dasharray"]] = true
+		}
+	}
+	var legend []string
+	for i, el := range els {
+		if el.name == "g" && el.attrs["class"] == "legend-item" {
+			legend = append(legend, els[i+2].text)
+		}
+	}
+	assert.Equal(t, []string{"net 0.00", "captured 49.99", "refunded 49.99", "charged back 0.00", "reversed 0.00"}, legend)
+
+	// Flat labels wrap the type at its words instead of cutting it.
+	var labels []string
+	for i, el := range els {
+		if el.name == "text" && el.attrs["class"] == "x-label" {
+			var lines []string
+			for _, ts := range els[i+1:] {
+				if ts.name != "tspan" {
+					break
+				}
+				lines = append(lines, ts.text)
+			}
+			labels = append(labels, strings.Join(lines, "|"))
+		}
+	}
+	assert.Contains(t, labels, "#1|BasketDeleted|Complete")
+	for _, l := range labels {
+		if !strings.HasPrefix(l, "#3|") { // the markup type has no words to wrap at
+			assert.NotContains(t, l, "…", "a label was cut: %s", l)
+		}
+	}
+	height, err := strconv.Atoi(els[0].attrs["height"])
+	require.NoError(t, err)
+	assert.Greater(t, height, top+plotH+bandGap+bandH+16+2*lineH, "room for two-line labels")
 
 	// The hover text of the ignored fact says why, escaped.
 	assert.Contains(t, string(svg), "never applies &amp; &lt;b&gt;bold&lt;/b&gt;")
@@ -178,7 +225,30 @@ func TestRenderTimelineManyFacts(t *testing.T) {
 	assert.Equal(t, 300, facts, "every fact keeps its hover area")
 	assert.Positive(t, labels)
 	assert.LessOrEqual(t, labels, maxXLabels, "labels are thinned out")
-	assert.Equal(t, "390", els[0].attrs["height"])
+	// The tilted labels fit: the widest reaches no further down than the
+	// picture and no further left than its edge.
+	height, err := strconv.Atoi(els[0].attrs["height"])
+	require.NoError(t, err)
+	w := float64(maxLabel * charPixels)
+	for _, el := range els {
+		if el.name == "text" && strings.Contains(el.attrs["transform"], "rotate") {
+			x, err := strconv.ParseFloat(el.attrs["x"], 64)
+			require.NoError(t, err)
+			y, err := strconv.ParseFloat(el.attrs["y"], 64)
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, x-w*math.Cos(labelAngle*math.Pi/180), 0.0, el.text)
+			assert.LessOrEqual(t, y+w*math.Sin(labelAngle*math.Pi/180), float64(height), el.text)
+		}
+	}
+}
+
+func TestWrapWords(t *testing.T) {
+	assert.Equal(t, []string{"BasketDeleted", "Complete"}, wrapWords("BasketDeletedComplete", 14, 3))
+	assert.Equal(t, []string{"PaymentChargeback", "Reversed"}, wrapWords("PaymentChargebackReversed", 17, 3))
+	assert.Equal(t, []string{"Payment", "Chargeback", "Reversed"}, wrapWords("PaymentChargebackReversed", 10, 3))
+	assert.Equal(t, []string{"Pay", "Cha…"}, wrapWords("PayChargebackReversed", 4, 2), "past the last line it is cut")
+	assert.Equal(t, []string{"<script>"}, wrapWords("<script>", 10, 3))
+	assert.Empty(t, wrapWords("", 10, 3))
 }
 
 func TestNiceStep(t *testing.T) {

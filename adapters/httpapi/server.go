@@ -52,6 +52,22 @@ type Deps struct {
 	// Observe, when set, is told about every request (for metrics). route
 	// is the matched pattern ("GET /api/orders/{orderId}") or "unmatched".
 	Observe func(route string, code int, elapsed time.Duration)
+
+	// Index answers the stream browser's questions: orders by status,
+	// sorted and searched by id prefix, money by day, the overview. nil:
+	// /api/overview and /api/days answer 501, and /api/orders pages by
+	// id only (after=), as before.
+	Index projections.OrderIndex
+	// Lag tells how many log positions each projection is behind the
+	// log's head, by projection name. nil: the overview shows the read
+	// model's own, from Log.Head and Orders.Checkpoint.
+	Lag func(ctx context.Context) (map[string]int64, error)
+	// DeadLetterDepth counts the messages in a dead-letter queue
+	// (DeadLetterError or DeadLetterSkipped). nil: the overview says
+	// dead-letter counts are not available.
+	DeadLetterDepth func(ctx context.Context, queue string) (int, error)
+	// Clock tells the overview which UTC day is today (nil: time.Now).
+	Clock func() time.Time
 }
 
 func (d Deps) validate() error {
@@ -187,9 +203,16 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET /metrics", s.deps.Metrics)
 	}
 	mux.HandleFunc("GET /api/info", s.info)
+	// What matters first: orders by status, money today and in all, the
+	// most recently active orders, projection lag, dead letters, parked.
+	mux.HandleFunc("GET /api/overview", s.overview)
 	mux.HandleFunc("GET /api/streams", s.listStreams)
 	mux.HandleFunc("GET /api/streams/{stream}", s.readStream)
+	// ?status=&sort=id|activity|amount&prefix=&cursor=&limit= (the index),
+	// or ?after=&limit= (by id, without it).
 	mux.HandleFunc("GET /api/orders", s.listOrders)
+	// ?from=&to= (2006-01-02, UTC, inclusive): what moved on each day.
+	mux.HandleFunc("GET /api/days", s.days)
 	mux.HandleFunc("GET /api/orders/{orderId}", s.order)
 	mux.HandleFunc("GET /api/orders/{orderId}/audit", s.audit)
 	mux.HandleFunc("GET /api/orders/{orderId}/timeline.svg", s.timeline)

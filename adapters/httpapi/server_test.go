@@ -357,7 +357,8 @@ func TestHostCheck(t *testing.T) {
 
 func TestPageAndAssets(t *testing.T) {
 	s := newTestServer(t, Config{}, Deps{})
-	for _, p := range []string{"/", "/ui/", "/ui/orders/3f2c6a8e-1d4b-4c1e-9a7f-0b5e2d8c9a10", "/ui/streams/order-x"} {
+	for _, p := range []string{"/", "/ui/", "/ui/orders/3f2c6a8e-1d4b-4c1e-9a7f-0b5e2d8c9a10", "/ui/orders/3f2c", "/ui/orders?status=CHARGED&sort=activity",
+		"/ui/streams", "/ui/streams/order-x", "/ui/parked", "/ui/deadletters?queue=skipped"} {
 		rec := do(t, s, http.MethodGet, p, nil, nil)
 		require.Equal(t, http.StatusOK, rec.Code, p)
 		assert.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
@@ -367,13 +368,14 @@ func TestPageAndAssets(t *testing.T) {
 		assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
 	}
 	page := do(t, s, http.MethodGet, "/", nil, nil).Body.String()
-	for _, id := range []string{`id="search-input"`, `id="search-button"`, `id="tail"`, `id="view"`, `src="/ui/static/app.js"`, `href="/ui/static/app.css"`} {
+	for _, id := range []string{`id="search-input"`, `id="search-button"`, `id="tail"`, `id="view"`, `src="/ui/static/app.js"`, `href="/ui/static/app.css"`,
+		`class="skip-link" href="#view"`, `<nav class="nav" aria-label="Main">`, `<main id="view" tabindex="-1">`, `<html lang="en">`} {
 		assert.Contains(t, page, id)
 	}
 	js := do(t, s, http.MethodGet, "/ui/static/app.js", nil, nil)
 	require.Equal(t, http.StatusOK, js.Code)
 	assert.Equal(t, "text/javascript; charset=utf-8", js.Header().Get("Content-Type"))
-	for _, id := range []string{"timeline", "money-chart", "streams-list", "/api/tail"} {
+	for _, id := range []string{"timeline", "money-chart", "streams-list", "/api/tail", "/api/overview", "orders-next", "order-missing", "partial-id"} {
 		assert.Contains(t, js.Body.String(), id)
 	}
 	for _, unsafe := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
@@ -426,7 +428,7 @@ func TestSSEEventFraming(t *testing.T) {
 	require.Len(t, lines, 2, out)
 	assert.Equal(t, "id: 42/42", lines[0])
 	require.True(t, strings.HasPrefix(lines[1], "data: "))
-	var got eventJSON
+	var got Event
 	require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(lines[1], "data: ")), &got))
 	assert.JSONEq(t, `{"a":1}`, string(got.Data))
 	assert.Equal(t, "text", got.MetadataEncoding)

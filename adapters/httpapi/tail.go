@@ -134,7 +134,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request) {
 }
 
 func sseEvent(e domain.RecordedEvent) []byte {
-	payload, err := json.Marshal(toEventJSON(e))
+	payload, err := json.Marshal(EventOf(e))
 	if err != nil {
 		payload = []byte(`{"error":"cannot encode event"}`)
 	}

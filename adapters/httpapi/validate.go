@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // maxStreamName bounds stream names and prefixes taken from requests.
@@ -17,20 +16,7 @@ func parseOrderID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			if !isHex(c) {
-				return "", false
-			}
-		}
-	}
-	return strings.ToLower(s), true
+	return parseOrderIDPrefix(s)
 }
 
 func isHex(c byte) bool {

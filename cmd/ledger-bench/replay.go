@@ -351,7 +351,7 @@ func floorPass(ctx context.Context, l *bolt.Log, page int, res *childResult) err
 // replayPass replays into a new read model at a.sink, diffed against the
 // one at a.current if set, timing the sink's writes and the diff's lookups.
 func replayPass(ctx context.Context, l *bolt.Log, a childArgs, opened *closers, res *childResult) error {
-	next, err := bolt.OpenReadModelWith(a.sink, bolt.ReadModelOptions{NoSync: true})
+	next, err := bolt.OpenReadModelWith(a.sink, bolt.ReadModelOptions{NoSync: true, DeferIndexes: true})
 	if err != nil {
 		return err
 	}
@@ -373,7 +373,10 @@ func replayPass(ctx context.Context, l *bolt.Log, a childArgs, opened *closers, 
 	if err != nil {
 		return err
 	}
-	if err := next.Sync(); err != nil { // as ledger replay does before the swap
+	if err := next.BuildIndexes(ctx); err != nil { // as ledger replay does before the swap
+		return err
+	}
+	if err := next.Sync(); err != nil {
 		return err
 	}
 	res.Facts, res.Orders, res.Changes, res.Elapsed = rr.Facts, rr.Orders, len(rr.Changes), rr.Elapsed

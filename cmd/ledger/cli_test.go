@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -20,6 +23,7 @@ import (
 	"github.com/bookworm-ledger/ledger/cmd/internal/traffic"
 	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/ingest"
+	"github.com/bookworm-ledger/ledger/internal/testenv"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -57,7 +61,11 @@ func ledger(t *testing.T, env map[string]string, args ...string) (string, string
 	t.Helper()
 	var out, errb bytes.Buffer
 	getenv := func(k string) string { return env[k] }
-	err := run(context.Background(), args, &out, &errb, getenv)
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	err := runWith(context.Background(), args, &out, &errb, getenv, environ)
 	return out.String(), errb.String(), err
 }
 
@@ -279,4 +287,463 @@ func TestVersion(t *testing.T) {
 	out, _, err := ledger(t, nil, "version")
 	require.NoError(t, err)
 	assert.True(t, strings.HasPrefix(out, "ledger "), out)
+}
+
+// byScenario is the order of plan that plays s.
+func byScenario(t *testing.T, plan []traffic.Order, s traffic.Scenario) traffic.Order {
+	t.Helper()
+	for _, o := range plan {
+		if o.Scenario == s {
+			return o
+		}
+	}
+	t.Fatalf("no %s order in the plan", s)
+	return traffic.Order{}
+}
+
+// widest is the widest line of out, in runes.
+func widest(out string) (int, string) {
+	n, line := 0, ""
+	for _, l := range strings.Split(out, "\n") {
+		if w := utf8.RuneCountInString(l); w > n {
+			n, line = w, l
+		}
+	}
+	return n, line
+}
+
+// assertCamelCase walks a JSON document and fails on any key that starts
+// with an upper-case letter (keys under skip, free-form maps, are not
+// walked).
+func assertCamelCase(t *testing.T, doc []byte, skip ...string) {
+	t.Helper()
+	var v any
+	require.NoError(t, json.Unmarshal(doc, &v), "%s", doc)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, val := range x {
+				r, _ := utf8.DecodeRuneInString(k)
+				assert.False(t, unicode.IsUpper(r), "key %s%s is not camelCase", path, k)
+				if !slices.Contains(skip, k) {
+					walk(path+k+".", val)
+				}
+			}
+		case []any:
+			for _, val := range x {
+				walk(path, val)
+			}
+		}
+	}
+	walk("", v)
+}
+
+// moneyRows parses the money table of an audit: per row, the running
+// totals captured, refunded, charged back, reversed and net (minor units).
+func moneyRows(t *testing.T, table string, decimals int) [][5]int64 {
+	t.Helper()
+	_, money, ok := strings.Cut(table, "\nmoney (")
+	require.True(t, ok, "a money table:\n%s", table)
+	lines := strings.Split(money, "\n")
+	require.Contains(t, lines[1], "CAPTURED  REFUNDED  CHARGED BACK  REVERSED")
+	var rows [][5]int64
+	for _, l := range lines[2:] {
+		f := strings.Fields(l)
+		if len(f) < 7 {
+			break
+		}
+		var r [5]int64
+		for i, s := range f[len(f)-5:] {
+			n, err := domain.ParseDecimal(s, decimals)
+			require.NoError(t, err, "%q in %q", s, l)
+			r[i] = n
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func TestAuditTableFits120AndEveryRowAddsUp(t *testing.T) {
+	dir := t.TempDir()
+	plan := onePerScenario()
+	seedStore(t, dir, plan, true)
+	env := map[string]string{"LEDGER_DATA_DIR": dir}
+	won := byScenario(t, plan, traffic.ChargebackWon)
+	for _, o := range plan {
+		table, stderr, err := ledger(t, env, "audit", o.ID)
+		require.NoError(t, err)
+		assert.Empty(t, stderr, "an offline command is quiet")
+		n, line := widest(table)
+		assert.LessOrEqual(t, n, 120, "%s: widest line:\n%s", o.Scenario, line)
+		assert.NotContains(t, table, "orderProcessing /", "%s: exchanges are not correlations", o.Scenario)
+		rows := moneyRows(t, table, 2)
+		var rep projections.AuditReport
+		out, _, err := ledger(t, env, "audit", o.ID, "--json")
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal([]byte(out), &rep))
+		require.Len(t, rows, len(rep.Entries), "%s: a money row a fact", o.Scenario)
+		for i, r := range rows {
+			assert.Equal(t, r[4], r[0]-r[1]-r[2]+r[3], "%s row %d: captured - refunded - charged back + reversed = net", o.Scenario, i)
+			tot := rep.Entries[i].Totals
+			assert.Equal(t, [5]int64{tot.Captured, tot.Refunded, tot.ChargedBack, tot.Reversed, tot.Net}, r, "%s row %d", o.Scenario, i)
+		}
+	}
+
+	// The reversed chargeback, as the issue saw it: reason, reversed,
+	// correlation under its own header.
+	table, _, err := ledger(t, env, "audit", won.ID)
+	require.NoError(t, err)
+	header := ""
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, "REV  TIME") {
+			header = l
+		}
+	}
+	for _, col := range []string{"TIME", "FACT", "MESSAGE", "CORRELATION", "REASON"} {
+		assert.Contains(t, header, col)
+	}
+	corrAt := strings.Index(header, "CORRELATION")
+	var rep projections.AuditReport
+	out, _, err := ledger(t, env, "audit", won.ID, "--json")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	for _, e := range rep.Entries {
+		var row string
+		for _, l := range strings.Split(table, "\n") {
+			if strings.Contains(l, e.MessageID[:8]) && strings.Contains(l, e.At.UTC().Format("2006-01-02 15:04:05")) {
+				row = l
+			}
+		}
+		require.NotEmpty(t, row, "a row for rev %d with its time and short message id", e.Revision)
+		assert.Equal(t, e.CorrelationID[:8], strings.Fields(string([]rune(row)[corrAt:]))[0], "the correlation id under CORRELATION")
+	}
+	assert.Contains(t, table, "chargeback reversed: dispute won")
+	assert.Contains(t, table, "REVERSED")
+	last := moneyRows(t, table, 2)[len(rep.Entries)-1]
+	assert.Equal(t, rep.Final.Money.Reversed, last[3])
+	assert.Equal(t, last[0], last[4], "reversed: the money is back")
+	for _, e := range rep.Entries {
+		for _, ob := range e.Outbound {
+			assert.Contains(t, table, "↳ "+string(ob.Kind)+" "+ob.Name+" "+ob.MessageID[:8], "outbound on its own indented line")
+		}
+	}
+
+	// --wide: everything, whole ids.
+	wide, _, err := ledger(t, env, "audit", won.ID, "--wide")
+	require.NoError(t, err)
+	for _, e := range rep.Entries {
+		assert.Contains(t, wide, e.MessageID)
+		assert.Contains(t, wide, e.Type)
+		for _, ob := range e.Outbound {
+			assert.Contains(t, wide, ob.MessageID)
+			assert.Contains(t, wide, "to "+ob.Exchange+routing(ob.RoutingKey))
+		}
+	}
+	assert.Contains(t, wide, "CHARGEBACK → CHARGEBACK_REVERSED")
+	assertCamelCase(t, []byte(out))
+}
+
+func TestReplayReportShape(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, onePerScenario(), true)
+	env := map[string]string{"LEDGER_DATA_DIR": dir}
+	_, stderr, err := ledger(t, env, "replay")
+	require.NoError(t, err)
+	assert.Empty(t, stderr)
+	report := filepath.Join(t.TempDir(), "report.json")
+	out, stderr, err := ledger(t, env, "replay", "--dry-run", "--report", report)
+	require.NoError(t, err)
+	assert.Empty(t, stderr, "quiet, not even a blank line")
+	assert.Contains(t, out, "0 changed")
+	assertReplayReport(t, report, 0)
+}
+
+// assertReplayReport checks a replay report's stable shape.
+func assertReplayReport(t *testing.T, file string, changes int) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	assertCamelCase(t, b)
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b, &raw))
+	if changes == 0 {
+		assert.Equal(t, "[]", string(raw["changes"]), "no changes is [], not null")
+	}
+	var ms any
+	require.NoError(t, json.Unmarshal(raw["elapsedMs"], &ms))
+	n, ok := ms.(float64)
+	require.True(t, ok, "elapsedMs is a number: %s", raw["elapsedMs"])
+	assert.Equal(t, n, float64(int64(n)), "whole milliseconds")
+	assert.Less(t, n, float64(60_000), "milliseconds, not nanoseconds")
+	assert.NotContains(t, raw, "elapsed")
+	var head struct {
+		Commit *uint64 `json:"commit"`
+	}
+	require.NoError(t, json.Unmarshal(raw["head"], &head))
+	assert.NotNil(t, head.Commit)
+	var res projections.ReplayResult
+	require.NoError(t, json.Unmarshal(b, &res))
+	assert.Len(t, res.Changes, changes)
+	assert.Equal(t, time.Duration(n)*time.Millisecond, res.Elapsed, "the report reads back")
+}
+
+func TestOfflineCommandsPrintNoInfoLines(t *testing.T) {
+	dir := t.TempDir()
+	plan := onePerScenario()
+	seedStore(t, dir, plan, true)
+	env := map[string]string{"LEDGER_DATA_DIR": dir}
+	id := plan[0].ID
+	for _, args := range [][]string{{"audit", id}, {"audit", id, "--json"}, {"audit", id, "--wide"}, {"streams"},
+		{"streams", domain.StreamName(id)}, {"replay", "--dry-run"}, {"replay"}} {
+		out, stderr, err := ledger(t, env, args...)
+		require.NoError(t, err, "%v", args)
+		assert.NotEmpty(t, out, "%v", args)
+		assert.Empty(t, stderr, "%v: quiet", args)
+		_, stderr, err = ledger(t, env, append(args, "--verbose")...)
+		require.NoError(t, err, "%v", args)
+		assert.Contains(t, stderr, "INFO", "%v --verbose: says what it does", args)
+	}
+	// Warnings still show: a log level that asks for less is kept.
+	_, stderr, err := ledger(t, map[string]string{"LEDGER_DATA_DIR": dir, "LEDGER_LOG_LEVEL": "error"}, "streams", "--verbose")
+	require.NoError(t, err)
+	assert.NotContains(t, stderr, "INFO")
+}
+
+func TestStreamsOneStreamAsJSONLines(t *testing.T) {
+	dir := t.TempDir()
+	plan := onePerScenario()
+	seedStore(t, dir, plan, true)
+	env := map[string]string{"LEDGER_DATA_DIR": dir}
+	o := byScenario(t, plan, traffic.Expired)
+	out, _, err := ledger(t, env, "streams", domain.StreamName(o.ID))
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, len(o.Steps)+3)
+	for i, l := range lines {
+		var e map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &e))
+		assert.Equal(t, float64(i), e["revision"])
+		assert.IsType(t, map[string]any{}, e["data"], "JSON data is JSON")
+		assertCamelCase(t, []byte(l), "data", "metadata")
+	}
+	_, _, err = ledger(t, env, "streams", "order-nope")
+	assert.ErrorContains(t, err, "stream order-nope: not found")
+	out, _, err = ledger(t, env, "streams", "--limit", "2")
+	require.NoError(t, err)
+	assert.Len(t, strings.Split(strings.TrimSpace(out), "\n"), 3, "a header and two streams")
+}
+
+// startServe runs `ledger serve` on dir against a fresh vhost with env on
+// top (no admin token unless env gives one), and stops it when t ends.
+func startServe(t *testing.T, dir string, env ...string) (*testenv.Serve, string) {
+	t.Helper()
+	u := testenv.Vhost(t)
+	in, err := testenv.StartServe(context.Background(), testenv.ServeOptions{
+		Binary: ledgerBin, AMQPURL: u, DataDir: dir,
+		Env: append([]string{"LEDGER_HTTP_TOKEN=", "LEDGER_AMQP_QUEUE_TYPE=classic"}, env...),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { stopLedger(t, in) })
+	return in, u
+}
+
+// cli runs the built binary on dir with env on top and returns stdout,
+// stderr and the error.
+func cli(t *testing.T, dir, amqpURL string, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(ledgerBin, args...)
+	cmd.Env = append(append(os.Environ(), "LEDGER_DATA_DIR="+dir, "LEDGER_AMQP_URL="+amqpURL, "LEDGER_HTTP_TOKEN="), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// waitProjected waits until the server's read model has every order of
+// plan in its final status.
+func waitProjected(t *testing.T, in *testenv.Serve, plan []traffic.Order) {
+	t.Helper()
+	for _, o := range plan {
+		var sum projections.Summary
+		require.Eventually(t, func() bool {
+			return getJSON(t, in, "/api/orders/"+o.ID, &sum) == 200 && string(sum.Status) == traffic.FinalStatus[o.Scenario]
+		}, 30*time.Second, 50*time.Millisecond, "order %s projected", o.ID)
+	}
+}
+
+// TestServerReadCommandsWithoutToken: while serve owns the store and has
+// no admin token, every read command works through it: named by URL, by
+// host:port, or found by itself.
+func TestServerReadCommandsWithoutToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plan := onePerScenario()
+	seedStore(t, dir, plan, true)
+	in, u := startServe(t, dir)
+	waitProjected(t, in, plan)
+	won := byScenario(t, plan, traffic.ChargebackWon)
+
+	for name, flags := range map[string][]string{
+		"url": {"--server", in.URL()}, "host:port": {"--server", in.Addr()}, "discovered": nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			run := func(args ...string) (string, string) {
+				t.Helper()
+				out, stderr, err := cli(t, dir, u, nil, append(args, flags...)...)
+				require.NoError(t, err, "%v: %s%s", args, out, stderr)
+				assert.Empty(t, stderr, "%v: quiet", args)
+				return out, stderr
+			}
+			table, _ := run("audit", won.ID)
+			assert.Contains(t, table, "status CHARGEBACK_REVERSED")
+			assert.Contains(t, table, "chargeback reversed: dispute won")
+			n, line := widest(table)
+			assert.LessOrEqual(t, n, 120, line)
+			for _, r := range moneyRows(t, table, 2) {
+				assert.Equal(t, r[4], r[0]-r[1]-r[2]+r[3])
+			}
+			js, _ := run("audit", won.ID, "--json")
+			assertCamelCase(t, []byte(js))
+
+			list, _ := run("streams")
+			for _, o := range plan {
+				assert.Contains(t, list, domain.StreamName(o.ID))
+			}
+			one, _ := run("streams", domain.StreamName(won.ID))
+			assert.Len(t, strings.Split(strings.TrimSpace(one), "\n"), len(won.Steps))
+			for _, l := range strings.Split(strings.TrimSpace(one), "\n") {
+				assertCamelCase(t, []byte(l), "data", "metadata")
+			}
+
+			report := filepath.Join(t.TempDir(), "report.json")
+			out, _ := run("replay", "--dry-run", "--report", report)
+			assert.Contains(t, out, "dry run: ")
+			assert.Contains(t, out, "0 changed")
+			assertReplayReport(t, report, 0)
+
+			parked, _ := run("parked", "list")
+			assert.Contains(t, parked, "nothing parked")
+			pj, _ := run("parked", "list", "--json")
+			assertCamelCase(t, []byte(pj))
+			if flags != nil {
+				dl, _ := run("deadletters", "list")
+				assert.Contains(t, dl, "0 message(s)")
+				dj, _ := run("deadletters", "list", "--json", "--queue", "skipped")
+				assertCamelCase(t, []byte(dj), "headers")
+				_, stderr, err := cli(t, dir, u, nil, append([]string{"deadletters", "show", "no-such-message"}, flags...)...)
+				require.Error(t, err)
+				assert.Contains(t, stderr, "message no-such-message: not among the first 1000 of error or skipped")
+			}
+
+			// A real replay needs the token: the refusal names the setting.
+			_, stderr, err := cli(t, dir, u, nil, append([]string{"replay"}, flags...)...)
+			require.Error(t, err)
+			assert.Contains(t, stderr, "it has no admin token; start it with http.token set (LEDGER_HTTP_TOKEN) and pass --token or LEDGER_HTTP_TOKEN here")
+		})
+	}
+
+	// --verbose says, in one line, where the tool went.
+	_, stderr, err := cli(t, dir, u, nil, "streams", "--verbose")
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("ledger: %s is in use by ledger serve (pid %d): going through %s\n", dir, in.PID(), in.URL()), stderr)
+
+	// Still the one owner: nothing here opened the store.
+	require.NoError(t, in.Alive())
+	assert.Contains(t, in.Logs(), `"dry_run":true`, "the dry runs went through the server")
+}
+
+// TestServerRefusedTokenSaysWhichSetting: a real replay and a retry
+// through a server with a token say what is missing or wrong; a dry run
+// needs no token at all.
+func TestServerRefusedTokenSaysWhichSetting(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plan := onePerScenario()[:3]
+	seedStore(t, dir, plan, false)
+	in, u := startServe(t, dir, "LEDGER_HTTP_TOKEN=right-token")
+	waitProjected(t, in, plan)
+
+	_, stderr, err := cli(t, dir, u, nil, "replay")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "the server refused (401 Unauthorized): it needs its admin token; pass --token or set LEDGER_HTTP_TOKEN (http.token) here")
+	_, stderr, err = cli(t, dir, u, nil, "replay", "--token", "wrong", "--server", in.Addr())
+	require.Error(t, err)
+	assert.Contains(t, stderr, "the server refused (401 Unauthorized): the token differs from its http.token")
+	assert.NotContains(t, stderr, "right-token")
+	_, stderr, err = cli(t, dir, u, []string{"LEDGER_HTTP_TOKEN=wrong"}, "parked", "retry", "--all")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "the token differs")
+
+	out, stderr, err := cli(t, dir, u, nil, "replay", "--dry-run", "--token", "wrong")
+	require.NoError(t, err, stderr)
+	assert.Contains(t, out, "0 changed", "a dry run only reads: no token asked, a wrong one ignored")
+	out, stderr, err = cli(t, dir, u, []string{"LEDGER_HTTP_TOKEN=right-token"}, "replay")
+	require.NoError(t, err, stderr)
+	assert.Contains(t, out, "replayed: ")
+	assert.Contains(t, out, "0 changed")
+}
+
+// TestDiscoverSecondServeRefusedNamingThePID: a second serve on the same
+// data fails at once and says which process owns it.
+func TestDiscoverSecondServeRefusedNamingThePID(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	in, u := startServe(t, dir)
+	addr, err := testenv.FreeAddr()
+	require.NoError(t, err)
+	cmd := exec.Command(ledgerBin, "serve")
+	cmd.Env = append(os.Environ(), "LEDGER_DATA_DIR="+dir, "LEDGER_AMQP_URL="+u, "LEDGER_HTTP_ADDR="+addr, "LEDGER_LOG_FORMAT=json")
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	require.Error(t, err, "%s", out)
+	assert.Contains(t, string(out), fmt.Sprintf("%s is in use by ledger serve (pid %d, http %s, since ",
+		filepath.Join(dir, "ledger.db"), in.PID(), in.Addr()))
+	assert.NotContains(t, string(out), "timeout")
+	assert.Less(t, took, 4*time.Second, "no long lock wait (race-built binary)")
+	require.NoError(t, in.Alive())
+	o, ok := readOwner(dir)
+	require.True(t, ok)
+	assert.Equal(t, in.PID(), o.PID, "the owner file is still the first serve's")
+
+	require.NoError(t, in.Stop())
+	_, err = os.Stat(ownerPath(dir))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a clean shutdown removes the owner file")
+}
+
+// TestDiscoverStaleOwnerFileIgnored: an owner file of a process that is
+// gone, or of one that does not answer, is ignored by the tools and
+// replaced by the next serve.
+func TestDiscoverStaleOwnerFileIgnored(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plan := onePerScenario()[:2]
+	seedStore(t, dir, plan, false)
+	gone := exec.Command("true")
+	require.NoError(t, gone.Run())
+	deadPID := gone.Process.Pid
+	require.False(t, processAlive(deadPID))
+
+	for _, o := range []owner{
+		{PID: deadPID, HTTP: "127.0.0.1:1", StartedAt: time.Now(), Version: "old"},
+		{PID: os.Getpid(), HTTP: "127.0.0.1:1", StartedAt: time.Now(), Version: "not a server"},
+	} {
+		require.NoError(t, writeOwner(dir, o))
+		out, stderr, err := cli(t, dir, "amqp://guest:guest@127.0.0.1:1/", nil, "audit", plan[0].ID)
+		require.NoError(t, err, stderr)
+		assert.Contains(t, out, "order "+plan[0].ID, "read from the store itself")
+		assert.Empty(t, stderr)
+	}
+
+	require.NoError(t, writeOwner(dir, owner{PID: deadPID, HTTP: "127.0.0.1:1", StartedAt: time.Now()}))
+	in, _ := startServe(t, dir)
+	o, ok := readOwner(dir)
+	require.True(t, ok)
+	assert.Equal(t, in.PID(), o.PID, "replaced by the live serve")
+	assert.Equal(t, in.Addr(), o.HTTP, "with the address it bound")
+	assert.Equal(t, version, o.Version)
+	require.NoError(t, in.Stop())
+	_, err := os.Stat(ownerPath(dir))
+	assert.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,6 +31,7 @@ import (
 type dlFlags struct {
 	queue   string
 	timeout time.Duration
+	server  string // list and show through a running server's API
 }
 
 func (a *app) deadlettersCmd() *cobra.Command {
@@ -42,11 +45,13 @@ ledger does not know). These commands browse them without losing or
 reordering anything, show one in full, and redrive chosen ones to the
 exchange they came from with their original properties and headers; a
 message leaves the dead-letter queue only after the broker confirmed its
-re-publish. They connect to amqp.url like 'ledger serve'.`,
+re-publish. They connect to amqp.url like 'ledger serve'; list and show can
+go through a running server instead (--server).`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.queue, "queue", "", "error or skipped (or a queue name); show looks in both when not given")
 	pf.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up after this long (connecting and browsing)")
+	pf.StringVar(&f.server, "server", "", "list and show through the ledger serve at this address (http://host:port or host:port) instead of the broker")
 	cmd.AddCommand(a.deadlettersListCmd(f), a.deadlettersShowCmd(f), a.deadlettersRedriveCmd(f))
 	return cmd
 }
@@ -59,6 +64,9 @@ func (a *app) deadlettersListCmd(f *dlFlags) *cobra.Command {
 		Short: "List dead letters: time, reason, type, message id, first bytes of the body",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.server != "" {
+				return a.remoteDeadLetters(cmd, f, limit, asJSON)
+			}
 			return a.withBroker(cmd, f.timeout, func(ctx context.Context, b *rabbitmq.Broker) error {
 				q := b.DeadLetterQueue(orDefault(f.queue, rabbitmq.DeadLetterError))
 				dls, err := b.DeadLetters(ctx, q, limit)
@@ -74,12 +82,7 @@ func (a *app) deadlettersListCmd(f *dlFlags) *cobra.Command {
 					for i, d := range dls {
 						views[i] = viewOf(d)
 					}
-					return writeJSON(a.stdout, struct {
-						Queue    string           `json:"queue"`
-						Messages int              `json:"messages"`
-						Shown    int              `json:"shown"`
-						Items    []deadLetterView `json:"items"`
-					}{q, depth, len(dls), views})
+					return writeJSON(a.stdout, deadLetterListJSON{Queue: q, Messages: &depth, Shown: len(dls), Items: views})
 				}
 				return writeDeadLetterTable(a.stdout, q, depth, dls)
 			})
@@ -97,11 +100,7 @@ func (a *app) deadlettersShowCmd(f *dlFlags) *cobra.Command {
 		Short: "Show a dead letter in full: properties, headers, body",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withBroker(cmd, f.timeout, func(ctx context.Context, b *rabbitmq.Broker) error {
-				found, err := findDeadLetters(ctx, b, f.queue, args[0])
-				if err != nil {
-					return err
-				}
+			return a.withDeadLetters(cmd, f, args[0], func(found []rabbitmq.DeadLetterMessage) error {
 				if showJSON {
 					views := make([]deadLetterView, len(found))
 					for i, d := range found {
@@ -121,6 +120,158 @@ func (a *app) deadlettersShowCmd(f *dlFlags) *cobra.Command {
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON for machines")
 	return show
+}
+
+// withDeadLetters finds the dead letters of message id, from the broker
+// or through --server, and runs f on them.
+func (a *app) withDeadLetters(cmd *cobra.Command, f *dlFlags, id string, fn func([]rabbitmq.DeadLetterMessage) error) error {
+	if f.server == "" {
+		return a.withBroker(cmd, f.timeout, func(ctx context.Context, b *rabbitmq.Broker) error {
+			found, err := findDeadLetters(ctx, b, f.queue, id)
+			if err != nil {
+				return err
+			}
+			return fn(found)
+		})
+	}
+	api, ctx, cancel, err := a.deadLetterAPI(cmd, f)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	queues := []string{rabbitmq.DeadLetterError, rabbitmq.DeadLetterSkipped}
+	if f.queue != "" {
+		queues = []string{f.queue}
+	}
+	var found []rabbitmq.DeadLetterMessage
+	for _, q := range queues {
+		// The API lists at most a page: a message further back is found
+		// through the broker (without --server).
+		page, err := fetchDeadLetters(ctx, api, q, remoteDeadLetterLimit)
+		if err != nil {
+			return err
+		}
+		for _, d := range page.messages {
+			if d.MessageID == id || d.EnvelopeID == id {
+				found = append(found, d)
+			}
+		}
+	}
+	if len(found) == 0 {
+		return fmt.Errorf("message %s: not among the first %d of %s (without --server the whole queue is searched)",
+			id, remoteDeadLetterLimit, strings.Join(queues, " or "))
+	}
+	return fn(found)
+}
+
+// remoteDeadLetterLimit is the most a page of the API holds by default.
+const remoteDeadLetterLimit = 1000
+
+// deadLetterListJSON is `deadletters list --json`; Messages (the queue's
+// depth) is absent through a server, which does not tell it.
+type deadLetterListJSON struct {
+	Queue    string           `json:"queue"`
+	Messages *int             `json:"messages,omitempty"`
+	Shown    int              `json:"shown"`
+	More     bool             `json:"more,omitempty"`
+	Items    []deadLetterView `json:"items"`
+}
+
+func (a *app) deadLetterAPI(cmd *cobra.Command, f *dlFlags) (apiClient, context.Context, context.CancelFunc, error) {
+	if _, err := a.config(cmd); err != nil {
+		return apiClient{}, nil, nil, err
+	}
+	base, err := normalizeServer(f.server)
+	if err != nil {
+		return apiClient{}, nil, nil, err
+	}
+	switch f.queue {
+	case "", rabbitmq.DeadLetterError, rabbitmq.DeadLetterSkipped:
+	default:
+		return apiClient{}, nil, nil, fmt.Errorf("--queue %q: through --server, use error or skipped", f.queue)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	return apiClient{base: base}, ctx, cancel, nil
+}
+
+// remoteDeadLetters is `deadletters list --server`.
+func (a *app) remoteDeadLetters(cmd *cobra.Command, f *dlFlags, limit int, asJSON bool) error {
+	api, ctx, cancel, err := a.deadLetterAPI(cmd, f)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	q := orDefault(f.queue, rabbitmq.DeadLetterError)
+	page, err := fetchDeadLetters(ctx, api, q, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		views := make([]deadLetterView, len(page.messages))
+		for i, d := range page.messages {
+			views[i] = viewOf(d)
+		}
+		return writeJSON(a.stdout, deadLetterListJSON{Queue: page.queue, Shown: len(views), More: page.more, Items: views})
+	}
+	depth := len(page.messages)
+	if page.more {
+		depth++ // at least
+	}
+	return writeDeadLetterTable(a.stdout, page.queue, depth, page.messages)
+}
+
+type deadLetterPage struct {
+	queue    string
+	messages []rabbitmq.DeadLetterMessage
+	more     bool
+}
+
+// fetchDeadLetters reads GET /api/deadletters into the broker adapter's
+// form (what the API shows of it).
+func fetchDeadLetters(ctx context.Context, api apiClient, queue string, limit int) (deadLetterPage, error) {
+	var res struct {
+		Queue    string `json:"queue"`
+		More     bool   `json:"more"`
+		Messages []struct {
+			MessageID    string          `json:"messageId"`
+			Type         string          `json:"type"`
+			Time         time.Time       `json:"time"`
+			Reason       string          `json:"reason"`
+			Detail       string          `json:"detail"`
+			Exchange     string          `json:"exchange"`
+			RoutingKey   string          `json:"routingKey"`
+			ContentType  string          `json:"contentType"`
+			Headers      map[string]any  `json:"headers"`
+			Body         json.RawMessage `json:"body"`
+			BodyEncoding string          `json:"bodyEncoding"`
+		} `json:"messages"`
+	}
+	q := url.Values{"queue": {queue}, "limit": {strconv.Itoa(max(limit, 1))}}
+	if err := api.getJSON(ctx, "/api/deadletters", q, &res); err != nil {
+		return deadLetterPage{}, err
+	}
+	page := deadLetterPage{queue: orDefault(res.Queue, queue), more: res.More}
+	for i, m := range res.Messages {
+		d := rabbitmq.DeadLetterMessage{Queue: page.queue, Position: i, MessageID: m.MessageID, Type: m.Type, Time: m.Time,
+			Reason: m.Reason, Detail: m.Detail, Exchange: m.Exchange, RoutingKey: m.RoutingKey, HasOrigin: m.Exchange != "",
+			ContentType: m.ContentType, Headers: m.Headers}
+		switch m.BodyEncoding {
+		case "text":
+			var s string
+			_ = json.Unmarshal(m.Body, &s)
+			d.Body = []byte(s)
+		case "base64":
+			var s string
+			_ = json.Unmarshal(m.Body, &s)
+			d.Body, _ = base64.StdEncoding.DecodeString(s)
+		default:
+			if string(m.Body) != "null" {
+				d.Body = m.Body
+			}
+		}
+		page.messages = append(page.messages, d)
+	}
+	return page, nil
 }
 
 // findDeadLetters looks for id in queue, or in both dead-letter queues
@@ -183,7 +334,7 @@ comes back. --dry-run says what would be sent and changes nothing.`,
 
 // withBroker connects to amqp.url (without declaring anything) and runs f.
 func (a *app) withBroker(cmd *cobra.Command, timeout time.Duration, f func(context.Context, *rabbitmq.Broker) error) error {
-	c, logger, err := a.setup(cmd)
+	c, logger, err := a.toolSetup(cmd)
 	if err != nil {
 		return err
 	}

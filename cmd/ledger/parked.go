@@ -46,9 +46,10 @@ func (a *app) parkedCmd() *cobra.Command {
 		Long: `An order's lane (its AccelByte events, or its BookWorm commands) is parked
 when a message cannot be built or the broker refuses it for good; its later
 messages wait behind it and every other order goes on. These commands talk
-to the running 'ledger serve' (--server, default from http.addr).`,
+to the running 'ledger serve': --server, else the one that owns the data
+dir, else http.addr.`,
 	}
-	cmd.PersistentFlags().StringVar(&server, "server", "", "URL of the running ledger serve (default http://<http.addr>)")
+	cmd.PersistentFlags().StringVar(&server, "server", "", "the running ledger serve (http://host:port or host:port; default: the one that owns the data dir, else http.addr)")
 	cmd.PersistentFlags().StringVar(&token, "token", "", "the server's admin token, for retry (default http.token / LEDGER_HTTP_TOKEN)")
 
 	var asJSON bool
@@ -57,22 +58,16 @@ to the running 'ledger serve' (--server, default from http.addr).`,
 		Short: "List parked lanes: order, lane, reason, since",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base, _, err := a.serverOf(cmd, server, token)
-			if err != nil {
-				return err
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, base+"/api/parked", nil)
+			api, err := a.serverOf(cmd, server, token)
 			if err != nil {
 				return err
 			}
 			var res parkedList
-			if err := doJSON(req, &res); err != nil {
+			if err := api.getJSON(cmd.Context(), "/api/parked", nil, &res); err != nil {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(a.stdout, res)
 			}
 			return writeParkedTable(a.stdout, res)
 		},
@@ -87,7 +82,7 @@ to the running 'ledger serve' (--server, default from http.addr).`,
 			if all == (len(args) > 0) {
 				return fmt.Errorf("name the orders to retry, or pass --all (not both)")
 			}
-			base, tok, err := a.serverOf(cmd, server, token)
+			api, err := a.serverOf(cmd, server, token)
 			if err != nil {
 				return err
 			}
@@ -95,7 +90,7 @@ to the running 'ledger serve' (--server, default from http.addr).`,
 			for i, id := range args {
 				ids[i] = strings.ToLower(id)
 			}
-			res, err := remoteRetry(cmd.Context(), base, tok, ids, all)
+			res, err := remoteRetry(cmd.Context(), api, ids, all)
 			if err != nil {
 				return err
 			}
@@ -118,24 +113,25 @@ to the running 'ledger serve' (--server, default from http.addr).`,
 	return cmd
 }
 
-// serverOf is the base URL and admin token to use: the flags, else the
-// configuration's http.addr (a wildcard host means this machine) and
-// http.token.
-func (a *app) serverOf(cmd *cobra.Command, server, token string) (string, string, error) {
-	if server != "" && token != "" {
-		return strings.TrimRight(server, "/"), token, nil
-	}
-	c, err := loadConfig(a.configFile, cmd.Flags(), a.getenv)
+// serverOf is the server to talk to: --server, else the running serve
+// that owns the data dir, else http.addr (a wildcard host means this
+// machine); and the admin token: --token, else http.token.
+func (a *app) serverOf(cmd *cobra.Command, server, token string) (apiClient, error) {
+	c, err := a.config(cmd)
 	if err != nil {
-		return "", "", fmt.Errorf("configuration: %w", err)
+		return apiClient{}, err
 	}
-	if token == "" {
-		token = c.HTTP.Token
+	api := apiClient{token: orDefault(token, c.HTTP.Token)}
+	switch o, ok := liveOwner(c.DataDir); {
+	case server != "":
+		api.base, err = normalizeServer(server)
+	case ok && o.HTTP != "":
+		api.base = o.url()
+		a.note("%s is in use by ledger serve (pid %d): going through %s", c.DataDir, o.PID, api.base)
+	default:
+		api.base = "http://" + localAddr(c.HTTP.Addr)
 	}
-	if server == "" {
-		server = "http://" + localAddr(c.HTTP.Addr)
-	}
-	return strings.TrimRight(server, "/"), token, nil
+	return api, err
 }
 
 // localAddr turns a listen address into one to dial: a wildcard or empty
@@ -154,7 +150,7 @@ func localAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func remoteRetry(ctx context.Context, base, token string, ids []string, all bool) (retryAnswer, error) {
+func remoteRetry(ctx context.Context, api apiClient, ids []string, all bool) (retryAnswer, error) {
 	var res retryAnswer
 	body, err := json.Marshal(struct {
 		OrderIDs []string `json:"orderIds,omitempty"`
@@ -163,13 +159,7 @@ func remoteRetry(ctx context.Context, base, token string, ids []string, all bool
 	if err != nil {
 		return res, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/admin/parked/retry", bytes.NewReader(body))
-	if err != nil {
-		return res, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	return res, doJSON(req, &res)
+	return res, api.do(ctx, http.MethodPost, "/api/admin/parked/retry", nil, bytes.NewReader(body), "application/json", &res)
 }
 
 func laneLabel(kind string) string {

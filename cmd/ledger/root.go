@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -18,12 +20,23 @@ var version = "dev"
 type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	configFile     string
+	// environ is the environment's NAME=VALUE entries, only to refuse
+	// LEDGER_* names that are no setting; values come from getenv.
+	environ    []string
+	configFile string
+	verbose    bool
+	// drewProgress: a progress bar is on stderr's last line.
+	drewProgress bool
 }
 
 // run executes the command line and returns its error; main only prints it.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	a := &app{stdout: stdout, stderr: stderr, getenv: getenv}
+	return runWith(ctx, args, stdout, stderr, getenv, os.Environ())
+}
+
+// runWith is run with the environment's names given (tests pass their own).
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, environ []string) error {
+	a := &app{stdout: stdout, stderr: stderr, getenv: getenv, environ: environ}
 	root := &cobra.Command{
 		Use:           "ledger",
 		Short:         "Event-sourced order ledger for BookWorm-style shops",
@@ -42,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	pf.String("http-addr", "", "HTTP listen address (default 127.0.0.1:8080)")
 	pf.String("log-level", "", "debug, info, warn or error")
 	pf.String("log-format", "", "console or json")
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "the tools log what they do (info lines); serve always does")
 
 	root.AddCommand(a.serveCmd(), a.versionCmd(), a.simulateCmd(), a.replayCmd(), a.auditCmd(), a.streamsCmd())
 	root.AddCommand(a.parkedCmd())
@@ -49,17 +63,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return root.ExecuteContext(ctx)
 }
 
-// setup loads the configuration and builds the logger for a subcommand.
+// setup loads the configuration and builds the logger for serve: it logs
+// at log.level.
 func (a *app) setup(cmd *cobra.Command) (Config, *zap.Logger, error) {
-	c, err := loadConfig(a.configFile, cmd.Flags(), a.getenv)
+	return a.setupLevel(cmd, false)
+}
+
+// toolSetup is setup for the operator tools (audit, streams, replay,
+// parked, deadletters, simulate): their output is the answer, so they log
+// only warnings and errors unless --verbose.
+func (a *app) toolSetup(cmd *cobra.Command) (Config, *zap.Logger, error) {
+	return a.setupLevel(cmd, !a.verbose)
+}
+
+func (a *app) setupLevel(cmd *cobra.Command, quiet bool) (Config, *zap.Logger, error) {
+	c, err := a.config(cmd)
 	if err != nil {
-		return c, nil, fmt.Errorf("configuration: %w", err)
+		return c, nil, err
 	}
-	logger, err := newLogger(c.Log.Format, c.Log.Level, a.stderr)
+	level := c.Log.Level
+	if lvl, err := zapcore.ParseLevel(level); quiet && err == nil && lvl < zapcore.WarnLevel {
+		level = zapcore.WarnLevel.String()
+	}
+	logger, err := newLogger(c.Log.Format, level, a.stderr)
 	if err != nil {
 		return c, nil, fmt.Errorf("configuration: log.level: %w", err)
 	}
 	return c, logger, nil
+}
+
+// config loads the configuration for a subcommand.
+func (a *app) config(cmd *cobra.Command) (Config, error) {
+	c, err := loadConfigEnv(a.configFile, cmd.Flags(), a.getenv, a.environ)
+	if err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// note tells the operator, with --verbose only, one short line on stderr.
+func (a *app) note(format string, args ...any) {
+	if a.verbose {
+		fmt.Fprintf(a.stderr, "ledger: "+format+"\n", args...)
+	}
 }
 
 func (a *app) serveCmd() *cobra.Command {

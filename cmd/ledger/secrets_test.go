@@ -225,8 +225,10 @@ func TestHTTPDefaultsAreSafe(t *testing.T) {
 	}
 	assert.Contains(t, listening, tcpAddr(t, in.Addr()))
 
+	// A real replay changes state: it needs the token. A dry run is
+	// read-only and needs none.
 	replay := func(auth string, body []byte) int {
-		req, err := http.NewRequest(http.MethodPost, in.URL()+"/api/admin/replay?dry_run=1", bytes.NewReader(body))
+		req, err := http.NewRequest(http.MethodPost, in.URL()+"/api/admin/replay", bytes.NewReader(body))
 		require.NoError(t, err)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
@@ -237,14 +239,15 @@ func TestHTTPDefaultsAreSafe(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode
 	}
-	small := []byte(`{"dry_run":true}`)
-	big := append([]byte(`{"dry_run":true,"pad":"`), append(bytes.Repeat([]byte("x"), 2<<20), '"', '}')...)
+	small := []byte(`{"dry_run":false}`)
+	big := append([]byte(`{"dry_run":false,"pad":"`), append(bytes.Repeat([]byte("x"), 2<<20), '"', '}')...)
 	assert.Equal(t, http.StatusUnauthorized, replay("", small), "no token")
 	assert.Equal(t, http.StatusUnauthorized, replay("Bearer wrong-"+token, small), "wrong token")
 	assert.Equal(t, http.StatusUnauthorized, replay("Basic "+token, small), "right token, wrong scheme")
 	assert.Equal(t, http.StatusUnauthorized, replay("", big), "no token, big body")
 	assert.Equal(t, http.StatusRequestEntityTooLarge, replay("Bearer "+token, big), "body over the limit")
 	assert.Equal(t, http.StatusOK, replay("Bearer "+token, small), "the right token works")
+	assert.Equal(t, http.StatusOK, replay("", []byte(`{"dry_run":true}`)), "a dry run needs no token")
 }
 
 func tcpAddr(t *testing.T, hostport string) net.TCPAddr {

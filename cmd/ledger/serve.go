@@ -53,6 +53,7 @@ type service struct {
 	broker  *rabbitmq.Broker
 	http    *httpapi.Server
 	addr    string
+	started time.Time             // when it took the store
 	orders  *projections.Pausable // the read-model projection, paused by a replay's swap
 	// lifecycle is the outbound publisher, nil when this instance does not
 	// publish (projections.publisher=false); built by open so the HTTP API
@@ -71,16 +72,22 @@ func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err er
 		}
 	}()
 	if s.store, err = openStore(ctx, c, logger); err != nil {
-		return nil, err
+		return nil, lockedError(c, c.storePath(), err, true)
 	}
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	rm, err := bolt.OpenReadModel(c.readModelPath())
 	if err != nil {
-		return nil, err
+		return nil, lockedError(c, c.readModelPath(), err, true)
 	}
 	s.rm = bolt.NewSwappable(rm)
+	// This process owns the data dir now; the HTTP address follows once
+	// it listens (Run). Until then the tools say serve is starting.
+	s.started = time.Now().UTC()
+	if err := writeOwner(c.DataDir, owner{PID: os.Getpid(), StartedAt: s.started, Version: version}); err != nil {
+		logger.Warn("the tools will not find this server by themselves", zap.Error(err))
+	}
 	if s.broker, err = rabbitmq.New(brokerConfig(c, s.metrics), logger.Named("amqp")); err != nil {
 		return nil, fmt.Errorf("broker config: %w", err)
 	}
@@ -145,7 +152,33 @@ func (s *service) httpDeps() httpapi.Deps {
 	if s.lifecycle != nil {
 		d.Parked, d.RetryParked = s.lifecycle.Parked, s.lifecycle.RetryParked
 	}
+	d.Index, d.Lag, d.DeadLetterDepth = s.rm, s.lags, s.deadLetterDepth
 	return d
+}
+
+// lags is how far each projection this instance runs is behind the log.
+func (s *service) lags(ctx context.Context) (map[string]int64, error) {
+	names := []string{projections.ReadModelName}
+	if s.lifecycle != nil {
+		names = append(names, projections.LifecycleName)
+	}
+	out := make(map[string]int64, len(names))
+	for _, n := range names {
+		lag, err := s.lagOf(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out[n] = lag
+	}
+	return out, nil
+}
+
+// deadLetterDepth counts a dead-letter queue's messages for the home page.
+func (s *service) deadLetterDepth(ctx context.Context, queue string) (int, error) {
+	if !s.broker.Connected() {
+		return 0, fmt.Errorf("dead letters: %w: not connected to the broker", domain.ErrUnavailable)
+	}
+	return s.broker.DeadLetterDepth(ctx, queue)
 }
 
 // projectionObserver reports the projections' progress, failures and
@@ -204,6 +237,10 @@ func (s *service) Run(ctx context.Context) error {
 		return fmt.Errorf("start http on %s: %w", s.cfg.HTTP.Addr, err)
 	}
 	s.addr = addr
+	// The tools find this process by the owner file (see discover.go).
+	if err := writeOwner(s.cfg.DataDir, owner{PID: os.Getpid(), HTTP: addr, StartedAt: s.started, Version: version}); err != nil {
+		s.logger.Warn("the tools will not find this server by themselves", zap.Error(err))
+	}
 	c, rules := s.cfg, s.cfg.rules()
 	obs := s.projectionObserver()
 	in := &ingest.Ingester{Log: s.store, Currency: c.currency(), Observer: ingestObserver{s.metrics}}
@@ -272,9 +309,11 @@ func serve(ctx context.Context, c Config, logger *zap.Logger) error {
 	}
 	s, err := open(ctx, c, logger)
 	if err != nil {
-		return err
+		return errors.Join(err, removeOwner(c.DataDir, os.Getpid()))
 	}
-	return errors.Join(s.Run(ctx), s.Close())
+	// The owner file goes once the store is closed: a tool that still
+	// reads it finds a server that does not answer, then a free store.
+	return errors.Join(s.Run(ctx), s.Close(), removeOwner(c.DataDir, os.Getpid()))
 }
 
 // replay rebuilds the read model through the running service. A real

@@ -29,7 +29,7 @@ checkout, to watch placement time-outs (start the service with
 LEDGER_RULES_PLACEMENT_TIMEOUT=10s to see them expire within a minute).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, logger, err := a.setup(cmd)
+			c, logger, err := a.toolSetup(cmd)
 			if err != nil {
 				return err
 			}
@@ -71,10 +71,7 @@ func (a *app) simulate(ctx context.Context, c Config, logger *zap.Logger, n int,
 	// has one, so orders progress side by side as in a real shop.
 	interval := time.Duration(float64(time.Second) / max(rate, 0.1))
 	sent, dups := 0, 0
-	counts := map[traffic.Scenario]int{}
-	for _, o := range plan {
-		counts[o.Scenario]++
-	}
+	start := time.Now()
 	for step := 0; ; step++ {
 		any := false
 		for _, o := range plan {
@@ -105,11 +102,5 @@ func (a *app) simulate(ctx context.Context, c Config, logger *zap.Logger, n int,
 			break
 		}
 	}
-	fmt.Fprintf(a.stdout, "published %d messages (+%d redeliveries) for %d orders:\n", sent, dups, len(plan))
-	for _, s := range traffic.Scenarios {
-		if counts[s] > 0 {
-			fmt.Fprintf(a.stdout, "  %-18s %4d orders → %s\n", s, counts[s], traffic.FinalStatus[s])
-		}
-	}
-	return nil
+	return writeDemoReport(a.stdout, demoSummary{plan: plan, sent: sent, dups: dups, at: start, cfg: c})
 }
