@@ -134,7 +134,8 @@ func runNote(ctx context.Context, fn func(context.Context) (string, error)) (str
 
 type infoBody struct {
 	Currency    currencyJSON `json:"currency"`
-	Replay      bool         `json:"replay"`      // an admin replay endpoint is available
+	Replay      bool         `json:"replay"`      // a replay that swaps the read model (admin) is available
+	DryRun      bool         `json:"dryRun"`      // a dry-run replay (no token) is available
 	Parked      bool         `json:"parked"`      // parked lanes can be listed
 	RetryParked bool         `json:"retryParked"` // and retried (admin)
 	DeadLetters bool         `json:"deadLetters"` // dead-letter queues can be browsed
@@ -152,7 +153,7 @@ type currencyJSON struct {
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals},
-		Replay: s.deps.Replay != nil && s.cfg.Token != "", Parked: s.deps.Parked != nil,
+		Replay: s.deps.Replay != nil && s.cfg.Token != "", DryRun: s.deps.Replay != nil, Parked: s.deps.Parked != nil,
 		RetryParked: s.deps.RetryParked != nil && s.cfg.Token != "", DeadLetters: s.deps.DeadLetters != nil,
 		Index: s.deps.Index != nil, Statuses: domain.Statuses()})
 }

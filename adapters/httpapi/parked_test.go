@@ -288,4 +288,17 @@ func TestInfoSaysWhatIsWired(t *testing.T) {
 	assert.True(t, info.Parked)
 	assert.False(t, info.RetryParked)
 	assert.True(t, info.DeadLetters)
+	assert.False(t, info.DryRun, "no replay wired")
+
+	// Without a token a replay that swaps is off, but a dry run is not.
+	replay := func(context.Context, bool, bool) (projections.ReplayResult, error) { return projections.ReplayResult{}, nil }
+	s = newTestServer(t, Config{}, Deps{Replay: replay})
+	rec = do(t, s, http.MethodGet, "/api/info", nil, nil)
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &info))
+	assert.False(t, info.Replay)
+	assert.True(t, info.DryRun)
+	s = newTestServer(t, Config{Token: testToken}, Deps{Replay: replay})
+	rec = do(t, s, http.MethodGet, "/api/info", nil, nil)
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &info))
+	assert.True(t, info.Replay)
 }
