@@ -89,6 +89,7 @@ type fault struct {
 type Option func(*options)
 
 type options struct {
+	addr           string
 	tls            bool
 	user, password string
 	noFeatures     bool
@@ -106,6 +107,10 @@ func WithUser(user, password string) Option {
 	return func(o *options) { o.user, o.password = user, password }
 }
 
+// WithAddr listens on addr (host:port) instead of a free port on
+// 127.0.0.1: a server others connect to by a known address.
+func WithAddr(addr string) Option { return func(o *options) { o.addr = addr } }
+
 // WithoutServerFeatures leaves ServerFeatures unregistered, like a server
 // older than 21.10 (the client then reports version 0.0.0).
 func WithoutServerFeatures() Option { return func(o *options) { o.noFeatures = true } }
@@ -114,8 +119,8 @@ func WithoutServerFeatures() Option { return func(o *options) { o.noFeatures = t
 // with a few system events, as a real one always does.
 func WithoutSystemEvents() Option { return func(o *options) { o.noSystem = true } }
 
-// Start listens on 127.0.0.1 on a free port and serves until ctx is done
-// or Close is called.
+// Start listens on 127.0.0.1 on a free port (or WithAddr's) and serves
+// until ctx is done or Close is called.
 func Start(ctx context.Context, opts ...Option) (*Server, error) {
 	var o options
 	for _, opt := range opts {
@@ -142,6 +147,9 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 		srvOpts = append(srvOpts, grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
 	}
 	s.srvOpts, s.noFeatures, s.addr = srvOpts, o.noFeatures, "127.0.0.1:0"
+	if o.addr != "" {
+		s.addr = o.addr
+	}
 	if err := s.serve(); err != nil {
 		s.removeTmp()
 		return nil, err
