@@ -60,6 +60,9 @@ type ReplayResult struct {
 	Head    *domain.Position // the log's head when the replay began
 	Changes []Change
 	Elapsed time.Duration
+	// Restated is how many restatement facts were appended for the
+	// changes (a rebuild with restate; Replay itself appends none).
+	Restated int
 }
 
 type replayJSON struct {
@@ -68,11 +71,12 @@ type replayJSON struct {
 	Head      *domain.Position `json:"head,omitempty"`
 	Changes   []Change         `json:"changes"`
 	ElapsedMs int64            `json:"elapsedMs"`
+	Restated  int              `json:"restated"`
 }
 
 // MarshalJSON writes the report's stable shape.
 func (r ReplayResult) MarshalJSON() ([]byte, error) {
-	j := replayJSON{Facts: r.Facts, Orders: r.Orders, Head: r.Head, Changes: r.Changes, ElapsedMs: r.Elapsed.Milliseconds()}
+	j := replayJSON{Facts: r.Facts, Orders: r.Orders, Head: r.Head, Changes: r.Changes, ElapsedMs: r.Elapsed.Milliseconds(), Restated: r.Restated}
 	if j.Changes == nil {
 		j.Changes = []Change{}
 	}
@@ -86,7 +90,7 @@ func (r *ReplayResult) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*r = ReplayResult{Facts: j.Facts, Orders: j.Orders, Head: j.Head, Changes: j.Changes, Elapsed: time.Duration(j.ElapsedMs) * time.Millisecond}
+	*r = ReplayResult{Facts: j.Facts, Orders: j.Orders, Head: j.Head, Changes: j.Changes, Elapsed: time.Duration(j.ElapsedMs) * time.Millisecond, Restated: j.Restated}
 	return nil
 }
 

@@ -154,6 +154,7 @@ func (s *Swappable) Rebuild(ctx context.Context, log domain.EventLog, opts Rebui
 			return res, 0, errors.Join(err, discard(next, tmp))
 		}
 	}
+	res.Restated = restated
 	return res, restated, s.swap(ctx, next, tmp)
 }
 

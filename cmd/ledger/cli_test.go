@@ -173,10 +173,16 @@ func TestReplayWithChangedRuleReportsRestatesOnceAndSwaps(t *testing.T) {
 	}
 	assert.Equal(t, domain.StatusRefunding, readSummary(t, dir, refunded[0]).Status, "dry run keeps the read model")
 
-	out, _, err = ledger(t, env, "replay", "--restate")
+	restatedReport := filepath.Join(t.TempDir(), "restated.json")
+	out, _, err = ledger(t, env, "replay", "--restate", "--report", restatedReport)
 	require.NoError(t, err)
 	assert.Contains(t, out, fmt.Sprintf("%d restated", len(refunded)))
 	assert.Equal(t, domain.StatusRefunded, readSummary(t, dir, refunded[0]).Status, "the rebuilt model is swapped in")
+	b, err = os.ReadFile(restatedReport)
+	require.NoError(t, err)
+	var restated projections.ReplayResult
+	require.NoError(t, json.Unmarshal(b, &restated))
+	assert.Equal(t, len(refunded), restated.Restated, "the report (and the API's answer) says how many were restated")
 
 	out, _, err = ledger(t, env, "replay", "--restate")
 	require.NoError(t, err)

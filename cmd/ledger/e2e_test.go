@@ -369,7 +369,7 @@ func TestReplayAndAuditThroughRunningServer(t *testing.T) {
 
 	out, err = tool("replay", "--server", in.URL(), "--token", "test-token")
 	require.NoError(t, err, out)
-	assert.Contains(t, out, "0 changed")
+	assert.Contains(t, out, "0 changed; 0 restated")
 
 	out, err = tool("audit", o.ID, "--server", in.URL())
 	require.NoError(t, err, out)

@@ -52,10 +52,9 @@ admin token (--token, or http.token / LEDGER_HTTP_TOKEN).`,
 			defer logger.Sync()
 			ctx := cmd.Context()
 			var res projections.ReplayResult
-			restated := -1 // unknown: the server does not say
 			err = a.route(ctx, c, server, func() error {
 				var err error
-				res, restated, err = a.localReplay(ctx, c, logger, dryRun, restate)
+				res, _, err = a.localReplay(ctx, c, logger, dryRun, restate)
 				return err
 			}, func(base string) error {
 				var err error
@@ -65,7 +64,7 @@ admin token (--token, or http.token / LEDGER_HTTP_TOKEN).`,
 			if err != nil {
 				return err
 			}
-			return a.printReplay(res, restated, dryRun, report)
+			return a.printReplay(res, dryRun, report)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would change; keep the current read model")
@@ -134,9 +133,8 @@ func (a *app) progress(logger *zap.Logger, total int64) func(projections.ReplayP
 	}
 }
 
-// printReplay says what a replay did; restated < 0 is unknown (the
-// server's replay does not say).
-func (a *app) printReplay(res projections.ReplayResult, restated int, dryRun bool, report string) error {
+// printReplay says what a replay did.
+func (a *app) printReplay(res projections.ReplayResult, dryRun bool, report string) error {
 	if a.drewProgress {
 		fmt.Fprintln(a.stderr)
 	}
@@ -153,12 +151,8 @@ func (a *app) printReplay(res projections.ReplayResult, restated int, dryRun boo
 	if dryRun {
 		mode = "dry run"
 	}
-	fmt.Fprintf(a.stdout, "%s: %d facts, %d orders in %s (%.0f facts/s); %d changed", mode, res.Facts, res.Orders,
-		res.Elapsed.Round(time.Millisecond), float64(res.Facts)/max(res.Elapsed.Seconds(), 1e-9), len(res.Changes))
-	if restated >= 0 {
-		fmt.Fprintf(a.stdout, "; %d restated", restated)
-	}
-	fmt.Fprintln(a.stdout)
+	fmt.Fprintf(a.stdout, "%s: %d facts, %d orders in %s (%.0f facts/s); %d changed; %d restated\n", mode, res.Facts, res.Orders,
+		res.Elapsed.Round(time.Millisecond), float64(res.Facts)/max(res.Elapsed.Seconds(), 1e-9), len(res.Changes), res.Restated)
 	if len(res.Changes) == 0 {
 		return nil
 	}
