@@ -139,6 +139,9 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 func (l *Lifecycle) Run(ctx context.Context) error {
 	after, err := l.start(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a shutdown, not a failure
+		}
 		return err
 	}
 	defer l.stop()

@@ -144,6 +144,16 @@ func caughtUp(t *testing.T, l domain.EventLog, rm projections.CheckpointStore) b
 	return cp != nil && *cp == head
 }
 
+// A service stopped while its publisher starts up shuts down cleanly: a
+// start-up read cut short by the stop is no failure.
+func TestLifecycleStoppedWhileStartingReturnsNil(t *testing.T) {
+	l, rm := openLog(t), openRM(t)
+	appendFact(t, l, "m1", checkout(orderA, t0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, projections.NewLifecycle(l, &refuser{}, rm, lifecycleCfg(nil)).Run(ctx))
+}
+
 func TestOverLargeOrderParksOnlyItsAccelByteLane(t *testing.T) {
 	l, rm := openLog(t), openRM(t)
 	appendFact(t, l, "m1", withAmount(checkout(orderA, t0), bigTotal))

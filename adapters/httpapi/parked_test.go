@@ -291,7 +291,9 @@ func TestInfoSaysWhatIsWired(t *testing.T) {
 	assert.False(t, info.DryRun, "no replay wired")
 
 	// Without a token a replay that swaps is off, but a dry run is not.
-	replay := func(context.Context, bool, bool) (projections.ReplayResult, error) { return projections.ReplayResult{}, nil }
+	replay := func(context.Context, bool, bool) (projections.ReplayResult, error) {
+		return projections.ReplayResult{}, nil
+	}
 	s = newTestServer(t, Config{}, Deps{Replay: replay})
 	rec = do(t, s, http.MethodGet, "/api/info", nil, nil)
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &info))

@@ -149,8 +149,10 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on the configured address and serves in the background. It
-// returns the bound address (useful with port 0).
-func (s *Server) Start(ctx context.Context) (string, error) {
+// returns the bound address (useful with port 0). beforeServe, when not
+// nil, runs with that address before the first request is answered: what
+// a client that found the server must be able to rely on.
+func (s *Server) Start(ctx context.Context, beforeServe func(addr string)) (string, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
@@ -160,6 +162,9 @@ func (s *Server) Start(ctx context.Context) (string, error) {
 	s.served = make(chan struct{})
 	s.mu.Unlock()
 	addr := ln.Addr().String()
+	if beforeServe != nil {
+		beforeServe(addr)
+	}
 	s.log.Info("http api listening", zap.String("addr", addr), zap.Bool("admin", s.cfg.Token != ""))
 	go func() {
 		defer close(s.served)

@@ -397,9 +397,17 @@ func TestPageAndAssets(t *testing.T) {
 
 func TestStartShutdown(t *testing.T) {
 	s := newTestServer(t, Config{Addr: "127.0.0.1:0"}, Deps{})
-	addr, err := s.Start(t.Context())
+	// What runs before serving is in place before any request is
+	// answered: a request made meanwhile waits (here: past its deadline).
+	var hooked string
+	addr, err := s.Start(t.Context(), func(addr string) {
+		hooked = addr
+		_, err := (&http.Client{Timeout: 300 * time.Millisecond}).Get("http://" + addr + "/healthz")
+		assert.Error(t, err, "answered before beforeServe returned")
+	})
 	require.NoError(t, err)
 	require.NotEqual(t, "127.0.0.1:0", addr)
+	assert.Equal(t, addr, hooked)
 	resp, err := http.Get("http://" + addr + "/healthz")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
@@ -413,7 +421,7 @@ func TestStartShutdown(t *testing.T) {
 	assert.Error(t, err, "nothing listens after Shutdown")
 
 	again := newTestServer(t, Config{Addr: addr}, Deps{})
-	_, err = again.Start(t.Context())
+	_, err = again.Start(t.Context(), nil)
 	require.NoError(t, err, "the port was released")
 	require.NoError(t, again.Shutdown(ctx))
 }

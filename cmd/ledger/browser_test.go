@@ -103,7 +103,7 @@ func startWebEnv(t *testing.T) *webEnv {
 		Clock: func() time.Time { return browserToday },
 	}, logger.Named("http"))
 	require.NoError(t, err)
-	addr, err := srv.Start(ctx)
+	addr, err := srv.Start(ctx, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

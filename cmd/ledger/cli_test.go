@@ -747,9 +747,9 @@ func TestDiscoverStaleOwnerFileIgnored(t *testing.T) {
 	o, ok := readOwner(dir)
 	require.True(t, ok)
 	assert.Equal(t, in.PID(), o.PID, "replaced by the live serve")
-	assert.Equal(t, in.Addr(), o.HTTP, "with the address it bound")
+	assert.Equal(t, in.Addr(), o.HTTP, "with the address it bound, before it answered: %s", in.LogTail(30))
 	assert.Equal(t, version, o.Version)
-	require.NoError(t, in.Stop())
+	require.NoError(t, in.Stop(), in.LogTail(30))
 	_, err := os.Stat(ownerPath(dir))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -232,15 +232,18 @@ func (s *service) deadLetters(ctx context.Context, queue string, limit int) ([]h
 // only when every one of them has returned; Close then closes the broker
 // connection, the read model and the store, in that order.
 func (s *service) Run(ctx context.Context) error {
-	addr, err := s.http.Start(ctx)
+	// The tools find this process by the owner file (see discover.go),
+	// written before the first request is answered: whoever saw this
+	// server ready finds it there.
+	addr, err := s.http.Start(ctx, func(addr string) {
+		if err := writeOwner(s.cfg.DataDir, owner{PID: os.Getpid(), HTTP: addr, StartedAt: s.started, Version: version}); err != nil {
+			s.logger.Warn("the tools will not find this server by themselves", zap.Error(err))
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("start http on %s: %w", s.cfg.HTTP.Addr, err)
 	}
 	s.addr = addr
-	// The tools find this process by the owner file (see discover.go).
-	if err := writeOwner(s.cfg.DataDir, owner{PID: os.Getpid(), HTTP: addr, StartedAt: s.started, Version: version}); err != nil {
-		s.logger.Warn("the tools will not find this server by themselves", zap.Error(err))
-	}
 	c, rules := s.cfg, s.cfg.rules()
 	obs := s.projectionObserver()
 	in := &ingest.Ingester{Log: s.store, Currency: c.currency(), Observer: ingestObserver{s.metrics}}
