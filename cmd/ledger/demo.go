@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +30,7 @@ func writeDemoReport(out io.Writer, d demoSummary) error {
 	for _, o := range d.plan {
 		ids[o.Scenario] = append(ids[o.Scenario], o.ID)
 	}
-	base := browserBase(d.cfg.HTTP.Addr)
+	base := "http://" + localAddr(d.cfg.HTTP.Addr)
 	fmt.Fprintf(out, "published %d messages (+%d redeliveries) for %d orders, starting %s\n\n",
 		d.sent, d.dups, len(d.plan), d.at.UTC().Format(time.TimeOnly+" MST"))
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -105,17 +104,4 @@ func orList(xs []string) string {
 		return xs[0]
 	}
 	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
-}
-
-// browserBase is the stream browser's address for an http.addr: a
-// listener on every interface is reached on this machine's loopback.
-func browserBase(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "http://" + addr
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }
