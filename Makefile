@@ -6,7 +6,7 @@ PKGS := ./...
 FUZZTIME ?= 10s
 LONG_FUZZTIME ?= 5m
 
-.PHONY: all build run test test-go fuzz-short fuzz bench demo chaos chaos-poison lint specs-deps specs-validate \
+.PHONY: all build run test test-go fuzz-short fuzz bench demo chaos chaos-poison chaos-ha lint specs-deps specs-validate \
         broker browser up down clean
 
 all: build
@@ -69,6 +69,10 @@ chaos: broker build
 ## chaos-poison: 10,000 orders, 1% of them over-large (unpublishable to AccelByte), 12 kill -9
 chaos-poison: broker build
 	$(GO) run ./cmd/ledger-chaos -orders 10000 -duration 60s -poison-every 100 -broker-restarts 0 $(POISON_ARGS)
+
+## chaos-ha: 3 instances on one EventStoreDB (esdbtest) and one vhost, 10,000 orders, 5 leader kill -9, 2 leader connection cuts
+chaos-ha: broker build
+	$(GO) run ./cmd/ledger-chaos ha -ledger-bin $(BIN) -orders 10000 -kills 5 -cuts 2 $(HA_ARGS)
 
 lint:
 	@test -z "$$(gofmt -l . | grep -v '^specs/validate/node_modules' )" || (gofmt -l . ; exit 1)

@@ -61,7 +61,8 @@ type LifecycleConfig struct {
 // RetryParked publishes the held ones after a fix. See specs/lifecycle.md.
 //
 // Only one Lifecycle may run at a time across instances; Run's caller holds
-// the lease.
+// the lease (Leadership). With a SharedCheckpoint, one that lost the lease
+// is fenced at its next checkpoint save and stops.
 type Lifecycle struct {
 	log    domain.EventLog
 	pub    Publisher
@@ -135,8 +136,12 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 }
 
 // Run publishes until ctx is done. It returns nil on cancellation and an
-// error only when it cannot start.
+// error when it cannot start, or (matching ErrFenced) when a checkpoint
+// save was fenced: another instance took the role, so it stops at once
+// and publishes nothing more. Run may be called again once it returned
+// (the next term of a leader), never twice at the same time.
 func (l *Lifecycle) Run(ctx context.Context) error {
+	l.states.reset() // folds of an earlier run may be ahead of the checkpoint
 	after, err := l.start(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -145,11 +150,14 @@ func (l *Lifecycle) Run(ctx context.Context) error {
 		return err
 	}
 	defer l.stop()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	l.inflight = make(chan *flight, l.cfg.InFlight)
 	committed := make(chan struct{})
+	var fenced error
 	go func() {
 		defer close(committed)
-		l.commit(ctx)
+		fenced = l.commit(ctx, cancel)
 	}()
 	f := &follower{name: LifecycleName, log: l.log, batchSize: l.cfg.BatchSize, batchWait: l.cfg.BatchWait,
 		retryMin: l.cfg.RetryMin, retryMax: l.cfg.RetryMax, obs: l.cfg.Observer}
@@ -157,6 +165,9 @@ func (l *Lifecycle) Run(ctx context.Context) error {
 	close(l.inflight)
 	<-committed
 	l.publishing.Wait() // nothing Run started outlives it
+	if fenced != nil {
+		return fenced
+	}
 	return err
 }
 
@@ -249,6 +260,9 @@ func (l *Lifecycle) fly(ctx context.Context, fl *flight) bool {
 	var nacks map[string]int // by message id; made on the first refusal
 	wait := l.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil {
+			return false // stopped (or fenced) while the batch waited
+		}
 		if attempt > 1 && l.nparked.Load() > 0 {
 			msgs, srcs = l.unheld(msgs, srcs) // a lane parked meanwhile
 		}
@@ -287,34 +301,15 @@ func (l *Lifecycle) fly(ctx context.Context, fl *flight) bool {
 
 // commit waits for batches in order and writes the checkpoint of the last
 // one confirmed: at most every CheckpointEvery while busy, at once when
-// idle, and on the way out.
-func (l *Lifecycle) commit(ctx context.Context) {
-	var confirmed *domain.Position
-	var saved time.Time
-	dirty := false
-	save := func(c context.Context) {
-		if !dirty {
-			return
-		}
-		for {
-			err := l.cps.SaveCheckpoint(c, LifecycleName, *confirmed)
-			if err == nil {
-				dirty, saved = false, time.Now()
-				return
-			}
-			if c.Err() != nil {
-				return
-			}
-			l.cfg.Observer.Retry(LifecycleName, fmt.Errorf("save checkpoint %s: %w", confirmed, err), l.cfg.RetryMin)
-			select {
-			case <-c.Done():
-				return
-			case <-time.After(l.cfg.RetryMin):
-			}
-		}
-	}
+// idle, and on the way out. A fenced save stops the Run (stop) at once,
+// with no retry and no last save; commit returns that error.
+func (l *Lifecycle) commit(ctx context.Context, stop context.CancelCauseFunc) (fenced error) {
+	c := &committer{l: l}
 	// The last save must happen even though ctx is done.
-	defer func() { save(context.WithoutCancel(ctx)) }()
+	defer func() {
+		c.save(context.WithoutCancel(ctx))
+		fenced = c.fenced
+	}()
 	for fl := range l.inflight {
 		<-fl.done
 		if !fl.ok {
@@ -322,12 +317,52 @@ func (l *Lifecycle) commit(ctx context.Context) {
 			// batch may be checkpointed.
 			for range l.inflight {
 			}
-			return
+			return nil
 		}
 		p := fl.pos
-		confirmed, dirty = &p, true
-		if len(l.inflight) == 0 || time.Since(saved) >= l.cfg.CheckpointEvery {
-			save(ctx)
+		c.confirmed, c.dirty = &p, true
+		if len(l.inflight) == 0 || time.Since(c.saved) >= l.cfg.CheckpointEvery {
+			c.save(ctx)
+		}
+		if c.fenced != nil {
+			stop(c.fenced)
+			for range l.inflight {
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// committer is the checkpoint state of one Run's commit.
+type committer struct {
+	l         *Lifecycle
+	confirmed *domain.Position
+	saved     time.Time
+	dirty     bool
+	fenced    error // a save matched ErrFenced: never save again
+}
+
+// save writes the confirmed position if it moved, retrying until it is
+// stored, ctx ends, or the save is fenced.
+func (c *committer) save(ctx context.Context) {
+	l := c.l
+	for c.dirty && c.fenced == nil {
+		err := l.cps.SaveCheckpoint(ctx, LifecycleName, *c.confirmed)
+		if err == nil {
+			c.dirty, c.saved = false, time.Now()
+			return
+		}
+		if errors.Is(err, ErrFenced) {
+			c.fenced = fmt.Errorf("%s: %w", LifecycleName, err)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.cfg.Observer.Retry(LifecycleName, fmt.Errorf("save checkpoint %s: %w", c.confirmed, err), l.cfg.RetryMin)
+		if sleepCtx(ctx, l.cfg.RetryMin) != nil {
+			return
 		}
 	}
 }

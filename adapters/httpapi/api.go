@@ -144,6 +144,17 @@ type infoBody struct {
 	Index bool `json:"index"`
 	// Statuses are every order status, in lifecycle order.
 	Statuses []domain.Status `json:"statuses"`
+	// Instance and Role say which instance answered and whether it runs
+	// the publisher (Deps.Role; absent without it).
+	Instance string    `json:"instance,omitempty"`
+	Role     *roleJSON `json:"role,omitempty"`
+}
+
+type roleJSON struct {
+	Leading bool      `json:"leading"`
+	Since   time.Time `json:"since"`
+	Changes int64     `json:"changes"`
+	Leader  string    `json:"leader,omitempty"` // best known; may be empty on a follower
 }
 
 type currencyJSON struct {
@@ -152,10 +163,16 @@ type currencyJSON struct {
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals},
+	body := infoBody{Currency: currencyJSON{s.cfg.Currency.Code, s.cfg.Currency.Decimals},
 		Replay: s.deps.Replay != nil && s.cfg.Token != "", DryRun: s.deps.Replay != nil, Parked: s.deps.Parked != nil,
 		RetryParked: s.deps.RetryParked != nil && s.cfg.Token != "", DeadLetters: s.deps.DeadLetters != nil,
-		Index: s.deps.Index != nil, Statuses: domain.Statuses()})
+		Index: s.deps.Index != nil, Statuses: domain.Statuses()}
+	if s.deps.Role != nil {
+		st := s.deps.Role()
+		body.Instance = st.Instance
+		body.Role = &roleJSON{Leading: st.Leading, Since: st.Since.UTC(), Changes: st.Changes, Leader: st.Leader}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 type streamsBody struct {

@@ -68,6 +68,9 @@ type Deps struct {
 	DeadLetterDepth func(ctx context.Context, queue string) (int, error)
 	// Clock tells the overview which UTC day is today (nil: time.Now).
 	Clock func() time.Time
+	// Role says which instance this is and whether it leads (publishes);
+	// /api/info shows it. nil: not shown.
+	Role func() projections.LeaderStatus
 }
 
 func (d Deps) validate() error {

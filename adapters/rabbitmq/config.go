@@ -38,6 +38,10 @@ const (
 	DefaultRetryDelayMax = 30 * time.Second
 	DefaultMaxBodyBytes  = 1 << 20
 	DefaultMaxDepth      = 64
+	// DefaultHeartbeat is the AMQP heartbeat: a link that goes silent
+	// (no close, no reset) is found dead after about this long, by either
+	// side; it bounds a silent failover of the leader lease.
+	DefaultHeartbeat = 10 * time.Second
 
 	// DefaultUnroutableMaxLength bounds the unroutable queue: nothing reads
 	// it, so without a bound a consumer that never binds fills the broker's
@@ -236,7 +240,7 @@ func (c *Config) setDefaults() {
 		c.ConnectionName = "ledger"
 	}
 	if c.Heartbeat == 0 {
-		c.Heartbeat = 10 * time.Second
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.Queue == "" {
 		c.Queue = domain.DefaultQueue

@@ -8,6 +8,10 @@
 // non-zero when a must-be-zero column is not.
 //
 // It stops the shared broker's application: run it alone (make chaos).
+//
+// `ledger-chaos ha [flags]` is the high-availability run (make chaos-ha,
+// ha.go): several instances on one shared store, the leader killed and
+// cut off under load.
 package main
 
 import (
@@ -59,6 +63,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "ha" {
+		return runHA(ctx, args[1:], out)
+	}
 	o, err := parseOptions(args)
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ type Config struct {
 	// wins when set); 0 leaves the runtime's default.
 	MemoryLimit int64  `mapstructure:"memory_limit" min:"32MiB" zero:"ok" unit:"bytes"`
 	DataDir     string `mapstructure:"data_dir"`
+	// Instance names this process among several (logs, metrics, the
+	// broker connection, the lease); empty: "<hostname>-<pid>".
+	Instance string `mapstructure:"instance"`
 
 	ESDB struct {
 		URL      string `mapstructure:"url"`
@@ -46,6 +49,7 @@ type Config struct {
 
 	AMQP struct {
 		URL                   string        `mapstructure:"url"`
+		Heartbeat             time.Duration `mapstructure:"heartbeat" min:"1s"` // a silent broker link is found dead after about this long
 		CAFile                string        `mapstructure:"ca_file"`
 		CertFile              string        `mapstructure:"cert_file"`
 		KeyFile               string        `mapstructure:"key_file"`
@@ -89,6 +93,19 @@ type Config struct {
 		MaxLag    int64 `mapstructure:"max_lag" min:"1"` // readiness bound on the read model's lag (positions)
 	} `mapstructure:"projections"`
 
+	// Leader chooses the one instance that runs the lifecycle publisher
+	// and the placement time-outs when several share one EventStoreDB.
+	Leader struct {
+		Election string        `mapstructure:"election"` // none | rabbitmq
+		Queue    string        `mapstructure:"queue"`    // the single-active-consumer queue
+		Beat     time.Duration `mapstructure:"beat" min:"10ms"`
+		Lease    time.Duration `mapstructure:"lease" min:"20ms"`
+		Takeover time.Duration `mapstructure:"takeover" min:"10ms"`
+		// CheckpointEvery: how often the publisher's shared checkpoint is
+		// written while busy; each write is an event in the store.
+		CheckpointEvery time.Duration `mapstructure:"checkpoint_every" min:"10ms"`
+	} `mapstructure:"leader"`
+
 	Log struct {
 		Level  string `mapstructure:"level"`
 		Format string `mapstructure:"format"` // console | json
@@ -122,6 +139,11 @@ const (
 	defaultDataDir     = "data"
 	defaultMemoryLimit = 96 << 20
 	defaultMaxLag      = 10000
+	// electionNone runs the publisher wherever projections.publisher is
+	// set; electionRabbitMQ takes it by the broker's lease.
+	electionNone           = "none"
+	electionRabbitMQ       = "rabbitmq"
+	defaultCheckpointEvery = time.Second
 )
 
 func setDefaults(v *viper.Viper) {
@@ -153,6 +175,13 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("rules.refund_settlement", string(rules.RefundSettlement))
 	v.SetDefault("projections.publisher", true)
 	v.SetDefault("projections.max_lag", defaultMaxLag)
+	v.SetDefault("amqp.heartbeat", rabbitmq.DefaultHeartbeat)
+	v.SetDefault("leader.election", electionNone)
+	v.SetDefault("leader.queue", rabbitmq.DefaultLeaderQueue)
+	v.SetDefault("leader.beat", rabbitmq.DefaultLeaseBeat)
+	v.SetDefault("leader.lease", rabbitmq.DefaultLeaseTTL)
+	v.SetDefault("leader.takeover", rabbitmq.DefaultLeaseTakeover)
+	v.SetDefault("leader.checkpoint_every", defaultCheckpointEvery)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "console")
 }
@@ -310,6 +339,7 @@ func (c Config) Validate() error {
 	errs = append(errs, section("rules", c.rules().Validate()))
 	// The currency is the rules' setting: reported there, not twice.
 	errs = append(errs, section("accelbyte", without(c.outbound().Validate(), domain.ErrInvalidCurrency)))
+	errs = append(errs, c.validateLeader())
 	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
 	}
@@ -357,6 +387,48 @@ func flatten(err error) []error {
 
 func (c Config) esdbConfig() eventstoredb.Config {
 	return eventstoredb.Config{ConnectionString: c.ESDB.URL, TLSCAFile: c.ESDB.CAFile, Username: c.ESDB.Username, Password: c.ESDB.Password}
+}
+
+// validateLeader checks the election settings: a lease among instances
+// needs a store they share.
+func (c Config) validateLeader() error {
+	switch c.Leader.Election {
+	case electionNone:
+		return nil
+	case electionRabbitMQ:
+	default:
+		return fmt.Errorf("leader.election %q: use none or rabbitmq (LEDGER_LEADER_ELECTION)", c.Leader.Election)
+	}
+	var errs []error
+	if c.Store != "esdb" {
+		errs = append(errs, fmt.Errorf("leader.election rabbitmq: needs store=esdb, the store several instances share "+
+			"(the embedded store is one process's file); got store %q", c.Store))
+	}
+	lc := c.leaseConfig().WithDefaults()
+	errs = append(errs, section("leader", lc.Validate()))
+	if c.AMQP.Heartbeat > 0 && lc.Lease >= c.AMQP.Heartbeat {
+		// A leader cut off without a close must give the role up before
+		// the broker, finding the link dead, hands it to another.
+		errs = append(errs, fmt.Errorf("leader.lease %s: must be shorter than amqp.heartbeat (%s)", lc.Lease, c.AMQP.Heartbeat))
+	}
+	return errors.Join(errs...)
+}
+
+// instance is this process's name among several.
+func (c Config) instance() string {
+	if c.Instance != "" {
+		return c.Instance
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "ledger"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func (c Config) leaseConfig() rabbitmq.LeaseConfig {
+	return rabbitmq.LeaseConfig{Queue: c.Leader.Queue, Instance: c.instance(), Beat: c.Leader.Beat, Lease: c.Leader.Lease,
+		Takeover: c.Leader.Takeover}
 }
 
 func (c Config) publisherConfig() rabbitmq.PublisherConfig {

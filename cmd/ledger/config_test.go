@@ -300,3 +300,35 @@ func TestConfigManyProblemsBeforeConnecting(t *testing.T) {
 	assert.NotContains(t, text, "INFO")
 	assert.Less(t, took, 5*time.Second, "no broker wait (race-built binary)")
 }
+
+func TestConfigLeaderElection(t *testing.T) {
+	c, err := loadEnv(map[string]string{})
+	require.NoError(t, err)
+	assert.Equal(t, electionNone, c.Leader.Election, "no election unless asked: one instance needs none")
+	assert.Equal(t, defaultCheckpointEvery, c.Leader.CheckpointEvery)
+	host, _ := os.Hostname()
+	assert.True(t, strings.HasPrefix(c.instance(), host+"-"), "default id is host and pid: %s", c.instance())
+
+	_, err = loadEnv(map[string]string{"LEDGER_LEADER_ELECTION": "rabbitmq"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "leader.election rabbitmq: needs store=esdb")
+
+	_, err = loadEnv(map[string]string{"LEDGER_LEADER_ELECTION": "zookeeper"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `leader.election "zookeeper": use none or rabbitmq`)
+
+	c, err = loadEnv(map[string]string{"LEDGER_LEADER_ELECTION": "rabbitmq", "LEDGER_STORE": "esdb",
+		"LEDGER_INSTANCE": "i7", "LEDGER_LEADER_BEAT": "200ms", "LEDGER_LEADER_LEASE": "1s"})
+	require.NoError(t, err)
+	assert.Equal(t, "i7", c.instance())
+	lc := c.leaseConfig()
+	assert.Equal(t, "i7", lc.Instance)
+	assert.Equal(t, 200*time.Millisecond, lc.Beat)
+	assert.Equal(t, "ledger i7", brokerConfig(c, nil).ConnectionName, "the harness and operators find an instance's connection by name")
+
+	// A lease no longer than its beat would drop the role between beats.
+	_, err = loadEnv(map[string]string{"LEDGER_LEADER_ELECTION": "rabbitmq", "LEDGER_STORE": "esdb",
+		"LEDGER_LEADER_BEAT": "2s", "LEDGER_LEADER_LEASE": "1s"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "leader.")
+}

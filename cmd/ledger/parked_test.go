@@ -292,7 +292,9 @@ func TestReadyzSaysWhyIngestIsPaused(t *testing.T) {
 	}
 	code, body := readyz()
 	require.Equal(t, 200, code)
-	assert.Equal(t, []string{"parked: 0 orders (0 lanes)"}, body.Notes)
+	require.Len(t, body.Notes, 2, "%q", body.Notes)
+	assert.Regexp(t, `^leader since \S+ \(0 role changes\), instance \S+$`, body.Notes[0], "no election: the publishing instance leads")
+	assert.Equal(t, "parked: 0 orders (0 lanes)", body.Notes[1])
 
 	srv.Stop()
 	o := traffic.Plan(77, 1, []traffic.Scenario{traffic.Fulfilled})[0]

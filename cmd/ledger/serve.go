@@ -59,13 +59,19 @@ type service struct {
 	// publish (projections.publisher=false); built by open so the HTTP API
 	// can reach its parked lanes.
 	lifecycle *projections.Lifecycle
+	instance  string
+	// With leader.election=rabbitmq, the publisher and the time-outs run
+	// only in the terms leadership wins; their checkpoint and parked lanes
+	// live in the shared store (shared), fenced against a deposed leader.
+	leadership *projections.Leadership
+	shared     *projections.SharedCheckpoint
 }
 
 // open opens the store, the read model and the broker connection and
 // declares the topology; nothing runs yet. On error what was opened is
 // closed.
 func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err error) {
-	s := &service{cfg: c, logger: logger, metrics: newMetrics()}
+	s := &service{cfg: c, logger: logger, metrics: newMetrics(), instance: c.instance()}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Close())
@@ -99,10 +105,11 @@ func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err er
 		return nil, fmt.Errorf("declare topology: %w", err)
 	}
 	if c.Projections.Publisher {
-		pub := rabbitmq.NewPublisher(s.broker, c.publisherConfig())
-		s.lifecycle = projections.NewLifecycle(s.store, pub, s.rm, projections.LifecycleConfig{
-			Rules: c.rules(), Outbound: c.outbound(), Parking: s.rm, Observer: s.projectionObserver()})
+		if err := s.openPublisher(); err != nil {
+			return nil, err
+		}
 	}
+	s.metrics.registerRole(s.instance, s.role)
 	if s.http, err = httpapi.New(c.httpConfig(), s.httpDeps(), logger.Named("http")); err != nil {
 		return nil, fmt.Errorf("http config: %w", err)
 	}
@@ -111,7 +118,7 @@ func open(ctx context.Context, c Config, logger *zap.Logger) (_ *service, err er
 
 func brokerConfig(c Config, m *metrics) rabbitmq.Config {
 	bc := rabbitmq.Config{
-		URL: c.AMQP.URL, ConnectionName: "ledger",
+		URL: c.AMQP.URL, ConnectionName: "ledger " + c.instance(), Heartbeat: c.AMQP.Heartbeat,
 		Queue: c.AMQP.Queue, QueueType: c.AMQP.QueueType, Prefetch: c.AMQP.Prefetch, DeliveryLimit: c.AMQP.DeliveryLimit,
 		BatchSize: c.AMQP.BatchSize, BatchWait: c.AMQP.BatchWait,
 	}
@@ -148,6 +155,7 @@ func (s *service) httpDeps() httpapi.Deps {
 		Notes:       s.readyNotes(),
 		Metrics:     promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}),
 		DeadLetters: s.deadLetters,
+		Role:        s.role,
 	}
 	if s.lifecycle != nil {
 		d.Parked, d.RetryParked = s.lifecycle.Parked, s.lifecycle.RetryParked
@@ -159,7 +167,7 @@ func (s *service) httpDeps() httpapi.Deps {
 // lags is how far each projection this instance runs is behind the log.
 func (s *service) lags(ctx context.Context) (map[string]int64, error) {
 	names := []string{projections.ReadModelName}
-	if s.lifecycle != nil {
+	if s.publishing() {
 		names = append(names, projections.LifecycleName)
 	}
 	out := make(map[string]int64, len(names))
@@ -263,13 +271,19 @@ func (s *service) Run(ctx context.Context) error {
 	part("http", s.serveHTTP)
 	part("consumer", func(ctx context.Context) error { return s.broker.Consume(ctx, rabbitmq.IngestHandler(in)) })
 	part("readmodel", s.orders.Run)
-	part("timeouts", projections.NewTimeouts(s.store, s.rm, projections.TimeoutsConfig{Currency: c.currency(), Observer: obs}).Run)
-	if s.lifecycle != nil {
-		part("lifecycle", s.lifecycle.Run)
+	switch {
+	case s.leadership != nil:
+		part("leadership", s.leadership.Run)
+	case c.Leader.Election == electionNone:
+		part("timeouts", s.timeouts().Run)
+		if s.lifecycle != nil {
+			part("lifecycle", s.lifecycle.Run)
+		}
 	}
 	part("lag", s.watchLag)
 	part("memory", s.releaseMemory)
-	s.logger.Info("ledger serving", zap.String("store", c.Store), zap.String("http", s.addr), zap.String("profile", c.Profile))
+	s.logger.Info("ledger serving", zap.String("instance", s.instance), zap.String("store", c.Store), zap.String("http", s.addr),
+		zap.String("profile", c.Profile), zap.String("election", c.Leader.Election))
 	err = g.Wait()
 	if err != nil && ctx.Err() == nil {
 		s.logger.Error("component failed; shutting down", zap.Error(err))
@@ -375,15 +389,16 @@ func (s *service) readiness() []httpapi.Check {
 // readyNotes lists what /readyz tells without deciding: how many orders
 // are parked, and why ingest is paused (the "ingest" check is what fails).
 func (s *service) readyNotes() []httpapi.Note {
-	notes := []httpapi.Note{{Name: "ingest", Fn: func(context.Context) (string, error) {
-		reason, since, paused := s.broker.Paused()
-		if !paused {
-			return "", nil
-		}
-		// The reason is the store's error: shown, as /readyz must say why,
-		// with any credentials in it scrubbed like the logs.
-		return fmt.Sprintf("ingest paused since %s: %s", since.UTC().Format(time.RFC3339), scrub([]byte(reason))), nil
-	}}}
+	notes := []httpapi.Note{{Name: "role", Fn: func(context.Context) (string, error) { return roleNote(s.role()), nil }},
+		{Name: "ingest", Fn: func(context.Context) (string, error) {
+			reason, since, paused := s.broker.Paused()
+			if !paused {
+				return "", nil
+			}
+			// The reason is the store's error: shown, as /readyz must say why,
+			// with any credentials in it scrubbed like the logs.
+			return fmt.Sprintf("ingest paused since %s: %s", since.UTC().Format(time.RFC3339), scrub([]byte(reason))), nil
+		}}}
 	if s.lifecycle != nil {
 		notes = append(notes, httpapi.Note{Name: "parked", Fn: func(ctx context.Context) (string, error) {
 			lanes, err := s.lifecycle.Parked(ctx)
@@ -405,7 +420,11 @@ func (s *service) lagOf(ctx context.Context, name string) (int64, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	cp, err := s.rm.Checkpoint(ctx, name)
+	var cps projections.CheckpointStore = s.rm
+	if name == projections.LifecycleName && s.shared != nil {
+		cps = s.shared
+	}
+	cp, err := cps.Checkpoint(ctx, name)
 	if err != nil {
 		return 0, err
 	}
@@ -420,6 +439,9 @@ func (s *service) watchLag(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		for _, name := range []string{projections.ReadModelName, projections.LifecycleName} {
+			if name == projections.LifecycleName && !s.publishing() {
+				continue // a follower's publisher checkpoint is the leader's
+			}
 			if lag, err := s.lagOf(ctx, name); err == nil {
 				s.metrics.lag.WithLabelValues(name).Set(float64(lag))
 			}
@@ -443,7 +465,9 @@ func (s *service) watchLag(ctx context.Context) error {
 // resident memory meanwhile.
 func (s *service) releaseMemory(ctx context.Context) error {
 	type releaser interface{ ReleaseMemory() error }
-	t := time.NewTicker(5 * time.Second)
+	// Every second: under load the commits and the projections' reads map
+	// in tens of MB of file pages within a few seconds.
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -123,19 +124,39 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
+	expected, _, err := checkLog(ctx, store, load, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkReadModel(ctx, store, dataDir, load, r); err != nil {
+		return nil, err
+	}
+	return expected, nil
+}
 
+// checkLog counts the facts of log per message id and derives the
+// outbound messages they must have caused (message id -> queues). The
+// ledger's own bookkeeping streams of a shared log (checkpoints, parked
+// lanes) are not facts: it returns their events apart.
+func checkLog(ctx context.Context, log domain.EventLog, load Load, r *Report) (map[string][]string, logScan, error) {
+	var scan logScan
 	perID := map[string]int{}
 	streams := map[string][]domain.RecordedEvent{}
 	var after *domain.Position
 	for {
-		evs, err := store.ReadAll(ctx, after, 8192)
+		evs, err := log.ReadAll(ctx, after, 8192)
 		if err != nil {
-			return nil, fmt.Errorf("read all: %w", err)
+			return nil, scan, fmt.Errorf("read all: %w", err)
 		}
 		if len(evs) == 0 {
 			break
 		}
 		for _, e := range evs {
+			if bookkeeping(e.Stream) {
+				scan.books = append(scan.books, e)
+				continue
+			}
+			scan.facts = append(scan.facts, e.Position)
 			streams[e.Stream] = append(streams[e.Stream], e)
 			md, err := codec.DecodeMetadata(e.Metadata)
 			if err != nil {
@@ -198,11 +219,19 @@ func checkStore(ctx context.Context, dataDir string, load Load, r *Report) (map[
 			r.StatusDiffers++
 		}
 	}
+	return expected, scan, nil
+}
 
-	if err := checkReadModel(ctx, store, dataDir, load, r); err != nil {
-		return nil, err
-	}
-	return expected, nil
+// logScan is what checkLog saw besides the facts' message ids.
+type logScan struct {
+	facts []domain.Position      // of every event outside the bookkeeping streams, in log order
+	books []domain.RecordedEvent // the bookkeeping streams' events, in log order
+}
+
+// bookkeeping reports whether stream is one the ledger keeps for itself in
+// a shared log: a projection's checkpoint or the parked lanes.
+func bookkeeping(stream string) bool {
+	return strings.HasPrefix(stream, projections.CheckpointStream("")) || stream == projections.ParkedStream
 }
 
 // checkReadModel compares the read model with a fresh replay, the parked
@@ -246,6 +275,98 @@ func checkReadModel(ctx context.Context, store *bolt.Log, dataDir string, load L
 		}
 	}
 	return nil
+}
+
+// VerifyShared is Verify for several instances on one shared event log
+// (the HA run): the facts are read from log, every instance's read model
+// (dataDirs) is compared with a fresh replay of it, and the parked lanes
+// and the lifecycle checkpoint are the shared ones. The instances must be
+// stopped. It consumes the outbound messages: call it once.
+func VerifyShared(ctx context.Context, amqpURL string, log domain.EventLog, dataDirs []string, load Load) (Report, error) {
+	r := Report{Orders: load.Orders, MessagesIn: len(load.IDs)}
+	expected, scan, err := checkLog(ctx, log, load, &r)
+	if err != nil {
+		return r, err
+	}
+	if err := checkShared(ctx, log, scan, dataDirs, load, &r); err != nil {
+		return r, err
+	}
+	if err := checkQueues(ctx, amqpURL, expected, &r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// checkShared compares each instance's read model with a fresh replay of
+// the shared log, the shared parked lanes with the poison set, and the
+// shared lifecycle checkpoint with the last fact.
+func checkShared(ctx context.Context, log domain.EventLog, scan logScan, dataDirs []string, load Load, r *Report) error {
+	lanes, err := sharedParked(ctx, log)
+	if err != nil {
+		return fmt.Errorf("shared parked lanes: %w", err)
+	}
+	checkParked(lanes, load, r)
+	for _, dir := range dataDirs {
+		rm, err := bolt.OpenReadModel(filepath.Join(dir, "readmodel.db"))
+		if err != nil {
+			return fmt.Errorf("open read model of %s: %w", dir, err)
+		}
+		res, err := projections.Replay(ctx, log, projections.ReplayOptions{Rules: Rules, Current: rm})
+		rm.Close()
+		if err != nil {
+			return fmt.Errorf("replay against %s: %w", dir, err)
+		}
+		r.ReplayOrders = max(r.ReplayOrders, res.Orders)
+		r.ReplayChanges += len(res.Changes)
+		for i, c := range res.Changes {
+			if i == 3 {
+				break
+			}
+			before := "absent"
+			if c.Before != nil {
+				before = fmt.Sprintf("%s net %d", c.Before.Status, c.Before.Money.Net)
+			}
+			r.problem("read model of %s, order %s: %s, replay: %s net %d", filepath.Base(dir), c.OrderID, before, c.After.Status, c.After.Money.Net)
+		}
+	}
+	cp, err := lastCheckpoint(scan.books, projections.CheckpointStream(projections.LifecycleName))
+	if err != nil {
+		return err
+	}
+	r.LifecycleLag = sharedLag(scan.facts, cp)
+	return nil
+}
+
+// lastCheckpoint decodes the position of the last event of a shared
+// checkpoint stream (nil: absent or at the start).
+func lastCheckpoint(books []domain.RecordedEvent, stream string) (*domain.Position, error) {
+	var last *domain.RecordedEvent
+	for i := range books {
+		if books[i].Stream == stream {
+			last = &books[i]
+		}
+	}
+	if last == nil {
+		return nil, nil
+	}
+	var body struct {
+		Position *domain.Position `json:"position"`
+	}
+	if err := json.Unmarshal(last.Data, &body); err != nil {
+		return nil, fmt.Errorf("%s@%d (%s): %w", stream, last.Revision, last.Type, err)
+	}
+	return body.Position, nil
+}
+
+// sharedLag counts the facts after the checkpoint cp (all of them when nil).
+func sharedLag(facts []domain.Position, cp *domain.Position) int64 {
+	var n int64
+	for _, p := range facts {
+		if cp == nil || cp.Less(p) {
+			n++
+		}
+	}
+	return n
 }
 
 // checkParked compares the parked lanes with the poison set: exactly each
@@ -375,14 +496,23 @@ func drain(ctx context.Context, conn *amqp.Connection, queue string) ([]amqp.Del
 
 // WriteTable prints the run's table.
 func WriteTable(w io.Writer, load Load, f Faults, r Report) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row := func(name, value, note string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", name, value, note) }
-	must0 := func(n int) string {
-		if n == 0 {
-			return "ok (must be 0)"
-		}
-		return "FAIL (must be 0)"
+	tw := newTable(w)
+	writeRows(tw, load, f, r)
+	return tw.Flush()
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+func must0(n int) string {
+	if n == 0 {
+		return "ok (must be 0)"
 	}
+	return "FAIL (must be 0)"
+}
+
+// writeRows writes the rows of WriteTable's table, the header first.
+func writeRows(tw *tabwriter.Writer, load Load, f Faults, r Report) {
+	row := func(name, value, note string) { fmt.Fprintf(tw, "%s\t%s\t%s\n", name, value, note) }
 	row("METRIC", "VALUE", "")
 	row("load held", fmt.Sprintf("%d orders, %d msgs in %s = %.0f msgs/s", load.Orders, load.Messages,
 		load.Elapsed.Round(100*time.Millisecond), load.Rate()), fmt.Sprintf("%d publishes, %d loader reconnects", load.Publishes, load.Reconnects))
@@ -416,5 +546,4 @@ func WriteTable(w io.Writer, load Load, f Faults, r Report) error {
 		row("parked, not poison", fmt.Sprint(r.ParkedNotPoison), must0(r.ParkedNotPoison))
 	}
 	row("orders not in scenario status", fmt.Sprint(r.StatusDiffers), "informational: redelivery may reorder an order's facts")
-	return tw.Flush()
 }
