@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -122,7 +123,7 @@ func (s *Server) retryParked(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, projections.ErrNotParked):
 			writeError(w, http.StatusNotFound, "not parked")
 		case errors.Is(err, projections.ErrNotRunning):
-			writeError(w, http.StatusServiceUnavailable, "the lifecycle publisher is not running in this process")
+			writeError(w, http.StatusServiceUnavailable, s.notPublishing())
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && r.Context().Err() == nil:
 			s.log.Error("retry of parked lanes timed out", zap.Duration("timeout", s.cfg.RetryTimeout))
 			writeError(w, http.StatusGatewayTimeout, "retry timed out")
@@ -178,4 +179,21 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, v any, want string) bo
 		return false
 	}
 	return true
+}
+
+// notPublishing says why a retry cannot run here and where it can.
+func (s *Server) notPublishing() string {
+	msg := "the lifecycle publisher is not running in this process"
+	if s.deps.Role == nil {
+		return msg
+	}
+	st := s.deps.Role()
+	if st.Leading {
+		return msg + " (it is between two terms: try again)"
+	}
+	msg += fmt.Sprintf(": instance %s does not lead", st.Instance)
+	if st.Leader != "" {
+		return msg + "; retry on " + st.Leader
+	}
+	return msg + "; retry on the instance whose /readyz says leader"
 }

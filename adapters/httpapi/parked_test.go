@@ -304,3 +304,34 @@ func TestInfoSaysWhatIsWired(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &info))
 	assert.True(t, info.Replay)
 }
+
+// On a follower a retry says which instance to ask; /api/info says who
+// answered and whether it leads.
+func TestRoleInInfoAndRetryOnAFollower(t *testing.T) {
+	since := time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)
+	role := projections.LeaderStatus{Instance: "i2", Since: since, Changes: 3, Leader: "i1"}
+	retry := func(context.Context, []string, bool) ([]projections.RetryResult, error) {
+		return nil, fmt.Errorf("retry: %w", projections.ErrNotRunning)
+	}
+	s := newTestServer(t, Config{Token: testToken}, Deps{RetryParked: retry, Role: func() projections.LeaderStatus { return role }})
+	rec := do(t, s, http.MethodPost, "/api/admin/parked/retry", strings.NewReader(`{"all":true}`),
+		map[string]string{"Authorization": "Bearer " + testToken})
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Contains(t, decodeError(t, rec), "instance i2 does not lead; retry on i1")
+
+	var info infoBody
+	require.NoError(t, json.Unmarshal(do(t, s, http.MethodGet, "/api/info", nil, nil).Body.Bytes(), &info))
+	assert.Equal(t, "i2", info.Instance)
+	require.NotNil(t, info.Role)
+	assert.Equal(t, roleJSON{Leading: false, Since: since, Changes: 3, Leader: "i1"}, *info.Role)
+
+	role.Leader = ""
+	rec = do(t, s, http.MethodPost, "/api/admin/parked/retry", strings.NewReader(`{"all":true}`),
+		map[string]string{"Authorization": "Bearer " + testToken})
+	assert.Contains(t, decodeError(t, rec), "whose /readyz says leader")
+
+	s = newTestServer(t, Config{}, Deps{})
+	info = infoBody{}
+	require.NoError(t, json.Unmarshal(do(t, s, http.MethodGet, "/api/info", nil, nil).Body.Bytes(), &info))
+	assert.Nil(t, info.Role, "no role wired: none shown")
+}
