@@ -148,6 +148,23 @@ func (c *SharedCheckpoint) append(ctx context.Context, typ string, expected doma
 	return c.log.Append(ctx, c.stream, expected, domain.EventData{ID: id, Type: typ, Data: data})
 }
 
+// Writer reads who wrote the checkpoint last, and when: the leader, or
+// the last one while a failover is under way. Empty when never claimed.
+func (c *SharedCheckpoint) Writer(ctx context.Context) (string, time.Time, error) {
+	evs, err := c.log.ReadStream(ctx, c.stream, domain.EndOfStream, domain.Backwards, 1)
+	if errors.Is(err, domain.ErrStreamNotFound) || (err == nil && len(evs) == 0) {
+		return "", time.Time{}, nil
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("read %s: %w", c.stream, err)
+	}
+	var ev checkpointEvent
+	if err := json.Unmarshal(evs[0].Data, &ev); err != nil {
+		return "", time.Time{}, fmt.Errorf("decode %s@%d: %w", evs[0].Stream, evs[0].Revision, err)
+	}
+	return ev.Owner, ev.At, nil
+}
+
 // Checkpoint returns the position claimed or last saved. It is an error
 // before Claim, and for another projection's name.
 func (c *SharedCheckpoint) Checkpoint(ctx context.Context, name string) (*domain.Position, error) {

@@ -68,12 +68,16 @@ func TestContractSharedParks(t *testing.T) {
 
 func TestSharedCheckpointSeedsAnAbsentStreamOnly(t *testing.T) {
 	eachLog(t, func(t *testing.T, open func(t *testing.T) domain.EventLog) {
+		w, at, err := projections.NewSharedCheckpoint(open(t), projections.LifecycleName, "x").Writer(context.Background())
+		require.NoError(t, err)
+		assert.Empty(t, w, "never claimed: no writer")
+		assert.True(t, at.IsZero())
 		ctx, log := context.Background(), open(t)
 		old := domain.Position{Commit: 42, Prepare: 41}
 		seeds := 0
 		seed := func(context.Context) (*domain.Position, error) { seeds++; return &old, nil }
 		a := projections.NewSharedCheckpoint(log, projections.LifecycleName, "a")
-		_, err := a.Checkpoint(ctx, projections.LifecycleName)
+		_, err = a.Checkpoint(ctx, projections.LifecycleName)
 		require.Error(t, err, "not claimed yet")
 		require.Error(t, a.SaveCheckpoint(ctx, projections.LifecycleName, old), "not claimed yet")
 
@@ -134,10 +138,17 @@ func TestSharedCheckpointFencesTheInstanceThatLostIt(t *testing.T) {
 		assert.Equal(t, []string{projections.EventCheckpointClaimed, projections.EventCheckpointSaved,
 			projections.EventCheckpointClaimed, projections.EventCheckpointSaved}, types, "A's fenced saves wrote nothing")
 
+		w, _, err := a.Writer(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "b", w, "anyone reads who writes the checkpoint now")
+
 		// A claims back: B is fenced in turn.
 		got, err = a.Claim(ctx, nil)
 		require.NoError(t, err)
 		assert.Equal(t, p3, *got)
+		w, _, err = b.Writer(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "a", w)
 		assert.ErrorIs(t, b.SaveCheckpoint(ctx, projections.LifecycleName, p3), projections.ErrFenced)
 		require.NoError(t, a.SaveCheckpoint(ctx, projections.LifecycleName, p3))
 	})

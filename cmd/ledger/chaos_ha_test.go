@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -49,8 +51,31 @@ func TestChaosHAFailover(t *testing.T) {
 		}
 		return b.String()
 	}
-	_, err = c.WaitLeader(ctx, 2*time.Minute)
+	first, err := c.WaitLeader(ctx, 2*time.Minute)
 	require.NoError(t, err, "first leader; logs:\n%s", logs())
+	// Every follower names the leader (from the shared checkpoint's
+	// writer) and says it follows.
+	for _, in := range c.Instances {
+		if in == first {
+			continue
+		}
+		require.Eventually(t, func() bool {
+			var info struct {
+				Instance string `json:"instance"`
+				Role     struct {
+					Leading bool   `json:"leading"`
+					Leader  string `json:"leader"`
+				} `json:"role"`
+			}
+			resp, err := http.Get(in.URL() + "/api/info")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			return json.NewDecoder(resp.Body).Decode(&info) == nil && info.Instance == in.Name &&
+				!info.Role.Leading && info.Role.Leader == first.Name
+		}, time.Minute, 200*time.Millisecond, "%s names %s as the leader", in.Name, first.Name)
+	}
 	require.NoError(t, harness.PrepareCapture(u))
 	store, err := eventstoredb.Open(ctx, eventstoredb.Config{ConnectionString: srv.ConnectionString()}, nil)
 	require.NoError(t, err)

@@ -65,13 +65,28 @@ func (s *service) timeouts() *projections.Timeouts {
 // says; without one, a publishing instance leads from its start.
 func (s *service) role() projections.LeaderStatus {
 	if s.leadership != nil {
-		return s.leadership.Status()
+		st := s.leadership.Status()
+		if w := s.writer.Load(); !st.Leading && st.Leader == "" && w != nil && *w != s.instance {
+			st.Leader = *w // the checkpoint's last writer: a follower hears no beats
+		}
+		return st
 	}
 	st := projections.LeaderStatus{Instance: s.instance, Since: s.started, Leading: s.lifecycle != nil}
 	if st.Leading {
 		st.Leader = s.instance
 	}
 	return st
+}
+
+// watchWriter notes who writes the shared checkpoint, for a follower to
+// name the leader.
+func (s *service) watchWriter(ctx context.Context) {
+	if s.shared == nil {
+		return
+	}
+	if w, _, err := s.shared.Writer(ctx); err == nil {
+		s.writer.Store(&w)
+	}
 }
 
 // publishing reports whether the publisher runs here now.

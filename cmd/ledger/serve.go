@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -65,6 +66,7 @@ type service struct {
 	// live in the shared store (shared), fenced against a deposed leader.
 	leadership *projections.Leadership
 	shared     *projections.SharedCheckpoint
+	writer     atomic.Pointer[string] // the shared checkpoint's last writer, as last read
 }
 
 // open opens the store, the read model and the broker connection and
@@ -451,6 +453,7 @@ func (s *service) watchLag(ctx context.Context) error {
 				s.metrics.setParked(lanes)
 			}
 		}
+		s.watchWriter(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
