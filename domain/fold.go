@@ -289,8 +289,16 @@ func (f *Folder) Apply(e Event) Outcome {
 	return out
 }
 
+// Fold folds e as Apply does without recording what happened: for a
+// replay, which keeps only the state.
+func (f *Folder) Fold(e Event) { f.m.step(e) }
+
 // State returns a copy of the current state.
 func (f *Folder) State() State { return f.m.s.clone() }
+
+// Final returns the current state without copying it, for a fold that
+// is done: f must not be used after.
+func (f *Folder) Final() State { return f.m.s }
 
 func (s State) clone() State {
 	s.Applied = maps.Clone(s.Applied)

@@ -163,8 +163,11 @@ type Observer interface {
 	Ingested(c Class)
 }
 
-// DefaultParallel is how many streams a batch appends to at once.
-const DefaultParallel = 64
+// DefaultParallel is how many streams a batch appends to at once: at
+// least as many as a batch holds (rabbitmq.DefaultBatchSize is 128), so
+// the store can commit a whole batch with one fsync rather than one per
+// slice of it.
+const DefaultParallel = 512
 
 // Ingester appends the facts of batches of messages. It is safe for
 // concurrent use.

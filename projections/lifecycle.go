@@ -29,12 +29,19 @@ type LifecycleConfig struct {
 	BatchWait time.Duration // how long to wait for a fuller batch (default 2ms)
 	CacheSize int           // order folds kept in memory (default 20,000)
 	// InFlight is how many batches may await the broker's confirms at
-	// once (default 8): folding and publishing the next batch overlaps the
-	// confirms of the last.
+	// once (default 64): folding and publishing the next batch overlaps the
+	// confirms of the last. Under a light load batches are small, and a
+	// confirm waits for the broker's next fsync (tens of ms on a busy
+	// machine), so a few batches in flight would hold the publisher back.
 	InFlight int
+	// InFlightMessages bounds the messages of the batches in flight
+	// (default 2048), and with it their memory under a heavy load, when
+	// batches are full.
+	InFlightMessages int
 	// CheckpointEvery bounds how often the checkpoint is written while
 	// batches keep coming (default 100ms); it is always written when the
-	// publisher goes idle or stops.
+	// publisher stops, and once no batch followed the last confirmed one
+	// for 20ms (or CheckpointEvery if shorter).
 	CheckpointEvery time.Duration
 	RetryMin        time.Duration // default 100ms
 	RetryMax        time.Duration // default 10s
@@ -71,6 +78,7 @@ type Lifecycle struct {
 	states *states
 
 	inflight   chan *flight
+	budget     *budget        // InFlightMessages, held by flights until they land
 	publishing sync.WaitGroup // the publish goroutines of batches in flight
 
 	// mu serializes handle and RetryParked, so a retry sees exactly the
@@ -112,7 +120,10 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 		cfg.CacheSize = 20_000
 	}
 	if cfg.InFlight <= 0 {
-		cfg.InFlight = 8
+		cfg.InFlight = 64
+	}
+	if cfg.InFlightMessages <= 0 {
+		cfg.InFlightMessages = 2048
 	}
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 100 * time.Millisecond
@@ -153,6 +164,7 @@ func (l *Lifecycle) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	l.inflight = make(chan *flight, l.cfg.InFlight)
+	l.budget = newBudget(int64(l.cfg.InFlightMessages))
 	committed := make(chan struct{})
 	var fenced error
 	go func() {
@@ -210,8 +222,14 @@ func (l *Lifecycle) handle(ctx context.Context, batch []domain.RecordedEvent) er
 	if err != nil {
 		return err
 	}
+	// A batch larger than the whole budget waits for every other flight.
+	n := int64(min(len(fl.msgs), l.cfg.InFlightMessages))
+	if err := l.budget.acquire(ctx, n); err != nil {
+		return err
+	}
 	l.publishing.Go(func() {
 		defer close(fl.done)
+		defer l.budget.release(n)
 		fl.ok = l.fly(ctx, fl)
 	})
 	select {
@@ -299,10 +317,17 @@ func (l *Lifecycle) fly(ctx context.Context, fl *flight) bool {
 	}
 }
 
+// idleCheckpoint is how long the committer waits for the next batch
+// before it writes the checkpoint of the last: under a light, steady load
+// batches come every few milliseconds, and a save after each one would
+// cost the read model an fsync per batch.
+const idleCheckpoint = 20 * time.Millisecond
+
 // commit waits for batches in order and writes the checkpoint of the last
-// one confirmed: at most every CheckpointEvery while busy, at once when
-// idle, and on the way out. A fenced save stops the Run (stop) at once,
-// with no retry and no last save; commit returns that error.
+// one confirmed: at most every CheckpointEvery while busy, once no batch
+// came for idleCheckpoint, and on the way out. A fenced save stops the Run
+// (stop) at once, with no retry and no last save; commit returns that
+// error.
 func (l *Lifecycle) commit(ctx context.Context, stop context.CancelCauseFunc) (fenced error) {
 	c := &committer{l: l}
 	// The last save must happen even though ctx is done.
@@ -310,7 +335,18 @@ func (l *Lifecycle) commit(ctx context.Context, stop context.CancelCauseFunc) (f
 		c.save(context.WithoutCancel(ctx))
 		fenced = c.fenced
 	}()
-	for fl := range l.inflight {
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		fl, ok := c.next(ctx, idle)
+		if !ok {
+			if c.fenced != nil {
+				stop(c.fenced)
+				for range l.inflight {
+				}
+			}
+			return nil
+		}
 		<-fl.done
 		if !fl.ok {
 			// Cancelled before the broker confirmed: nothing after this
@@ -321,7 +357,7 @@ func (l *Lifecycle) commit(ctx context.Context, stop context.CancelCauseFunc) (f
 		}
 		p := fl.pos
 		c.confirmed, c.dirty = &p, true
-		if len(l.inflight) == 0 || time.Since(c.saved) >= l.cfg.CheckpointEvery {
+		if time.Since(c.saved) >= l.cfg.CheckpointEvery {
 			c.save(ctx)
 		}
 		if c.fenced != nil {
@@ -331,7 +367,30 @@ func (l *Lifecycle) commit(ctx context.Context, stop context.CancelCauseFunc) (f
 			return nil
 		}
 	}
-	return nil
+}
+
+// next returns the next batch in flight (false once there are no more,
+// or when a save was fenced). While none is queued and the confirmed
+// position is not saved, it saves it after idleCheckpoint without a batch.
+func (c *committer) next(ctx context.Context, idle *time.Timer) (*flight, bool) {
+	l := c.l
+	for {
+		if c.fenced != nil {
+			return nil, false
+		}
+		if !c.dirty {
+			fl, ok := <-l.inflight
+			return fl, ok
+		}
+		idle.Reset(min(idleCheckpoint, l.cfg.CheckpointEvery))
+		select {
+		case fl, ok := <-l.inflight:
+			idle.Stop()
+			return fl, ok
+		case <-idle.C:
+			c.save(ctx)
+		}
+	}
 }
 
 // committer is the checkpoint state of one Run's commit.

@@ -22,6 +22,27 @@ type ReplaySink interface {
 	Put(ctx context.Context, rows []Summary) error
 }
 
+// FactLog is an event log that can read the global log with the facts
+// already decoded, straight from its stored form: a store with a compact
+// form of its own skips the JSON. Replay uses it when the log has it.
+type FactLog interface {
+	// ReadAllFacts appends to out up to max events of the streams starting
+	// with prefix after position after (nil: from the start) and returns
+	// the last position it looked at, kept or not; no events and that
+	// position unmoved: the end.
+	ReadAllFacts(ctx context.Context, after *domain.Position, max int, prefix string, out []DecodedEvent) ([]DecodedEvent, domain.Position, error)
+}
+
+// DecodedEvent is an event of a FactLog with its fact decoded (Event has
+// the id, revision and fact), or Err when the fact did not decode.
+type DecodedEvent struct {
+	Stream   string
+	Type     string
+	Position domain.Position
+	Event    domain.Event
+	Err      error
+}
+
 // ReplayOptions tune a replay.
 type ReplayOptions struct {
 	Rules    domain.Rules
@@ -100,6 +121,11 @@ type replayFold struct {
 	facts    int
 	lastSeen int64 // sequence number of the last event applied
 	f        *domain.Folder
+	// The folds in memory form a list from the least recently seen
+	// (replay.oldest) to the most: evict takes from its head instead of
+	// scanning the whole cache every page.
+	stream       string
+	older, newer *replayFold
 }
 
 // Replay folds every order stream with the current code. It reads the log
@@ -136,7 +162,12 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 	r := &replay{log: log, opts: opts, cache: make(map[string]*replayFold, opts.CacheSize)}
 	defer r.reportProgress(start)()
 	r.startWriter(ctx)
-	foldErr := r.foldAll(ctx)
+	var foldErr error
+	if fl, ok := log.(FactLog); ok {
+		foldErr = r.foldDecoded(ctx, fl)
+	} else {
+		foldErr = r.foldAll(ctx)
+	}
 	if foldErr == nil {
 		r.flush()
 	}
@@ -144,7 +175,14 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 		return res, err
 	}
 	if opts.Current != nil {
-		if res.Changes, err = diffModels(ctx, opts.Current, opts.Sink.(lister)); err != nil {
+		cur, curOK := opts.Current.(DiffLister)
+		next, nextOK := opts.Sink.(DiffLister)
+		if curOK && nextOK {
+			res.Changes, err = diffRows(ctx, cur, next)
+		} else {
+			res.Changes, err = diffModels(ctx, opts.Current, opts.Sink.(lister))
+		}
+		if err != nil {
 			return res, err
 		}
 	}
@@ -155,12 +193,13 @@ func Replay(ctx context.Context, log domain.EventLog, opts ReplayOptions) (Repla
 // replay is one run of Replay: the folds in memory and the rows on their
 // way to the sink.
 type replay struct {
-	log           domain.EventLog
-	opts          ReplayOptions
-	cache         map[string]*replayFold
-	seq           int64 // events folded so far, to find the orders not seen for a while
-	facts, orders atomic.Int64
-	pending       []Summary // rows not yet handed to the writer
+	log            domain.EventLog
+	opts           ReplayOptions
+	cache          map[string]*replayFold
+	oldest, newest *replayFold // the cache's folds by lastSeen
+	seq            int64       // events folded so far, to find the orders not seen for a while
+	facts, orders  atomic.Int64
+	pending        []Summary // rows not yet handed to the writer
 
 	rows     chan []Summary
 	written  chan struct{} // closed when the writer is done
@@ -219,16 +258,55 @@ func (r *replay) stopWriter() error {
 	return r.writeErr
 }
 
-// emit queues the row of an order; rows go to the writer in batches.
+// emit queues the row of an order, whose fold is done (its state goes
+// into the row uncopied); rows go to the writer in batches (in no
+// particular order: bolt's replay file sorts what it buffers).
 func (r *replay) emit(stream string, rf *replayFold, last uint64) {
-	r.pending = append(r.pending, SummaryOf(stream, last, rf.facts, rf.f.State()))
+	r.pending = append(r.pending, SummaryOf(stream, last, rf.facts, rf.f.Final()))
 	if len(r.pending) >= 2048 {
-		// Big, key-ordered batches: the sink's B-tree then rewrites
-		// each page it touches once per batch rather than once per row.
-		slices.SortFunc(r.pending, func(a, b Summary) int { return strings.Compare(a.OrderID, b.OrderID) })
 		r.rows <- r.pending
-		r.pending = nil
+		r.pending = make([]Summary, 0, 2048)
 	}
+}
+
+// seen marks rf as the most recently seen fold, adding it to the cache.
+func (r *replay) seen(rf *replayFold) {
+	if r.newest == rf {
+		return
+	}
+	r.unlink(rf)
+	rf.older, rf.newer = r.newest, nil
+	if r.newest != nil {
+		r.newest.newer = rf
+	}
+	r.newest = rf
+	if r.oldest == nil {
+		r.oldest = rf
+	}
+}
+
+// unlink takes rf out of the list (not out of the map).
+func (r *replay) unlink(rf *replayFold) {
+	if rf.older != nil {
+		rf.older.newer = rf.newer
+	} else if r.oldest == rf {
+		r.oldest = rf.newer
+	}
+	if rf.newer != nil {
+		rf.newer.older = rf.older
+	} else if r.newest == rf {
+		r.newest = rf.older
+	}
+	rf.older, rf.newer = nil, nil
+}
+
+// put caches a fold resumed for stream, replacing any fold it had.
+func (r *replay) put(stream string, rf *replayFold) {
+	if old := r.cache[stream]; old != nil {
+		r.unlink(old)
+	}
+	rf.stream = stream
+	r.cache[stream] = rf
 }
 
 // foldAll reads the whole log page by page and folds each order event.
@@ -258,6 +336,96 @@ func (r *replay) foldAll(ctx context.Context) error {
 	}
 }
 
+// foldDecoded is foldAll over a FactLog: one goroutine reads and decodes
+// pages while this one folds the previous page.
+func (r *replay) foldDecoded(ctx context.Context, fl FactLog) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type page struct {
+		evs []DecodedEvent
+		err error
+	}
+	pages := make(chan page, 2)
+	free := make(chan []DecodedEvent, 3)
+	go func() {
+		defer close(pages)
+		var after *domain.Position
+		for {
+			var buf []DecodedEvent
+			select {
+			case buf = <-free:
+			default:
+				buf = make([]DecodedEvent, 0, r.opts.PageSize)
+			}
+			evs, last, err := fl.ReadAllFacts(ctx, after, r.opts.PageSize, domain.StreamPrefix, buf[:0])
+			if err != nil {
+				pages <- page{err: fmt.Errorf("replay: read after %v: %w", after, err)}
+				return
+			}
+			var prev uint64
+			if after != nil {
+				prev = after.Commit
+			}
+			if len(evs) == 0 && last.Commit == prev {
+				return // the end
+			}
+			after = &last
+			select {
+			case pages <- page{evs: evs}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		for i := range p.evs {
+			if err := r.foldOne(ctx, &p.evs[i]); err != nil {
+				return err
+			}
+		}
+		clear(p.evs) // the fold keeps what it needs; drop the rest
+		select {
+		case free <- p.evs:
+		default:
+		}
+		if len(r.cache) > r.opts.CacheSize {
+			r.evict()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// foldOne applies one decoded event to its order's fold.
+func (r *replay) foldOne(ctx context.Context, de *DecodedEvent) error {
+	rev := de.Event.Revision
+	rf := r.cache[de.Stream]
+	if rf == nil || rf.next != rev {
+		var err error
+		if rf, err = resume(ctx, r.log, r.opts.Rules, de.Stream, rev); err != nil {
+			return err
+		}
+		r.put(de.Stream, rf)
+	}
+	if rev == 0 {
+		r.orders.Add(1)
+	}
+	r.seq++
+	rf.lastSeen, rf.next = r.seq, rev+1
+	r.seen(rf)
+	if de.Err == nil {
+		rf.f.Fold(de.Event)
+	}
+	rf.facts++
+	r.facts.Add(1)
+	return nil
+}
+
 // fold applies one event of the log to its order's fold.
 func (r *replay) fold(ctx context.Context, re domain.RecordedEvent) error {
 	if !strings.HasPrefix(re.Stream, domain.StreamPrefix) {
@@ -269,29 +437,30 @@ func (r *replay) fold(ctx context.Context, re domain.RecordedEvent) error {
 		if rf, err = resume(ctx, r.log, r.opts.Rules, re.Stream, re.Revision); err != nil {
 			return err
 		}
-		r.cache[re.Stream] = rf
+		r.put(re.Stream, rf)
 	}
 	if re.Revision == 0 {
 		r.orders.Add(1)
 	}
 	r.seq++
 	rf.lastSeen, rf.next = r.seq, re.Revision+1
+	r.seen(rf)
 	if ev, err := toEvent(re); err == nil {
-		rf.f.Apply(ev)
+		rf.f.Fold(ev)
 	}
 	rf.facts++
 	r.facts.Add(1)
 	return nil
 }
 
-// evict writes out and forgets the orders not seen for a while.
+// evict writes out and forgets the orders not seen for a while, the
+// least recently seen first.
 func (r *replay) evict() {
 	cut := r.seq - int64(r.opts.CacheSize)/2
-	for st, rf := range r.cache {
-		if rf.lastSeen < cut {
-			r.emit(st, rf, rf.next-1)
-			delete(r.cache, st)
-		}
+	for rf := r.oldest; rf != nil && rf.lastSeen < cut; rf = r.oldest {
+		r.emit(rf.stream, rf, rf.next-1)
+		r.unlink(rf)
+		delete(r.cache, rf.stream)
 	}
 }
 
@@ -326,7 +495,7 @@ func resume(ctx context.Context, log domain.EventLog, rules domain.Rules, stream
 				break
 			}
 			if ev, err := toEvent(re); err == nil {
-				rf.f.Apply(ev)
+				rf.f.Fold(ev)
 			}
 			rf.facts++
 		}
@@ -427,6 +596,112 @@ func diffModels(ctx context.Context, cur, next lister) ([]Change, error) {
 			out = append(out, Change{OrderID: r.OrderID, After: r})
 		}
 	}
+}
+
+// DiffRow is the part of a read model's row that a replay's diff
+// compares (see differs).
+type DiffRow struct {
+	OrderID string
+	Status  domain.Status
+	Total   int64
+	Money   domain.Totals
+}
+
+// DiffLister is a read model that lists the compared part of its rows
+// without building whole ones. When the current model and the sink both
+// are, the diff reads whole rows of the changed orders only.
+type DiffLister interface {
+	// DiffRows appends to out up to limit rows in order-id order after
+	// the id after.
+	DiffRows(ctx context.Context, after string, limit int, out []DiffRow) ([]DiffRow, error)
+	// Summary returns one order's whole row; ok is false when absent.
+	Summary(ctx context.Context, orderID string) (Summary, bool, error)
+}
+
+// diffPage is how many rows the diff lists at a time (a variable for the
+// tests).
+var diffPage = 4096
+
+// diffCursor walks a DiffLister's rows page by page.
+type diffCursor struct {
+	l     DiffLister
+	what  string
+	rows  []DiffRow
+	i     int
+	after string
+	done  bool
+}
+
+// peek returns the next row, nil at the end.
+func (c *diffCursor) peek(ctx context.Context) (*DiffRow, error) {
+	if c.i == len(c.rows) && !c.done {
+		rows, err := c.l.DiffRows(ctx, c.after, diffPage, c.rows[:0])
+		if err != nil {
+			return nil, fmt.Errorf("replay: list %s rows: %w", c.what, err)
+		}
+		c.rows, c.i, c.done = rows, 0, len(rows) == 0
+		if len(rows) > 0 {
+			c.after = rows[len(rows)-1].OrderID
+		}
+	}
+	if c.i == len(c.rows) {
+		return nil, nil
+	}
+	return &c.rows[c.i], nil
+}
+
+// diffRows is diffModels over DiffListers.
+func diffRows(ctx context.Context, cur, next DiffLister) ([]Change, error) {
+	var out []Change
+	cc, nc := &diffCursor{l: cur, what: "current"}, &diffCursor{l: next, what: "rebuilt"}
+	for {
+		r, err := nc.peek(ctx)
+		if err != nil || r == nil {
+			return out, err
+		}
+		nc.i++
+		// Skip current rows that sort before r: orders without facts now.
+		var old *DiffRow
+		for {
+			if old, err = cc.peek(ctx); err != nil {
+				return nil, err
+			}
+			if old == nil || old.OrderID >= r.OrderID {
+				break
+			}
+			cc.i++
+		}
+		if old != nil && old.OrderID == r.OrderID {
+			cc.i++
+			if old.Status == r.Status && old.Money == r.Money && old.Total == r.Total {
+				continue
+			}
+		} else {
+			old = nil
+		}
+		c, err := change(ctx, cur, next, r.OrderID, old != nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+}
+
+// change reads the whole rows of a changed order.
+func change(ctx context.Context, cur, next DiffLister, id string, had bool) (Change, error) {
+	after, _, err := next.Summary(ctx, id)
+	if err != nil {
+		return Change{}, fmt.Errorf("replay: read rebuilt row %s: %w", id, err)
+	}
+	c := Change{OrderID: id, After: after}
+	if had {
+		before, _, err := cur.Summary(ctx, id)
+		if err != nil {
+			return Change{}, fmt.Errorf("replay: read current row %s: %w", id, err)
+		}
+		c.Before = &before
+	}
+	return c, nil
 }
 
 // differs reports whether a replay changed what the ledger says about an

@@ -30,7 +30,10 @@ type Config struct {
 	// appends before it commits a batch. It waits only while appends are
 	// concurrent (recent batches held more than one) and only until the
 	// batch is as large as recent ones, so a lone appender never waits.
-	// Default 250µs; negative: never wait, commit what is queued.
+	// Default 2ms: on a busy machine the appends of one consumer batch
+	// reach the committer spread over a millisecond or more, and a
+	// shorter window splits them over several fsyncs. Negative: never
+	// wait, commit what is queued.
 	GroupCommitWindow time.Duration
 	// MaxBatch caps the appends written in one transaction. Default 1024.
 	MaxBatch int
@@ -54,7 +57,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.GroupCommitWindow == 0 {
-		c.GroupCommitWindow = 250 * time.Microsecond
+		c.GroupCommitWindow = 2 * time.Millisecond
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1024

@@ -12,6 +12,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 )
 
 // Record format in the all bucket (version 1):
@@ -32,6 +33,30 @@ const (
 var errCorrupt = errors.New("corrupt event record")
 
 func encodeRecord(stream string, rev uint64, created int64, id [16]byte, e domain.EventData) []byte {
+	dataForm, data := compactData(e.Type, e.Data)
+	metaForm, meta := compactMeta(e.Metadata)
+	n := recordHeader + 2 + 4*binary.MaxVarintLen32 + len(stream) + len(e.Type) + len(data) + len(meta)
+	b := make([]byte, recordHeader, n)
+	b[0] = recordVersion2
+	binary.BigEndian.PutUint64(b[1:9], rev)
+	binary.BigEndian.PutUint64(b[9:17], uint64(created))
+	copy(b[17:33], id[:])
+	b = binary.AppendUvarint(b, uint64(len(stream)))
+	b = append(b, stream...)
+	b = binary.AppendUvarint(b, uint64(len(e.Type)))
+	b = append(b, e.Type...)
+	b = append(b, dataForm)
+	b = binary.AppendUvarint(b, uint64(len(data)))
+	b = append(b, data...)
+	b = append(b, metaForm)
+	b = binary.AppendUvarint(b, uint64(len(meta)))
+	b = append(b, meta...)
+	return b
+}
+
+// encodeRecordV1 is the record as builds before version 2 wrote it (for
+// the tests of files written then).
+func encodeRecordV1(stream string, rev uint64, created int64, id [16]byte, e domain.EventData) []byte {
 	n := recordHeader + 4*binary.MaxVarintLen32 + len(stream) + len(e.Type) + len(e.Data) + len(e.Metadata)
 	b := make([]byte, recordHeader, n)
 	b[0] = recordVersion
@@ -49,6 +74,33 @@ func encodeRecord(stream string, rev uint64, created int64, id [16]byte, e domai
 	return b
 }
 
+// recordFields splits a record of either version into its stream, type,
+// data and metadata, each with its form (formRaw for version 1).
+func recordFields(b []byte) (stream, typ []byte, dataForm byte, data []byte, metaForm byte, meta []byte, err error) {
+	if len(b) < recordHeader || (b[0] != recordVersion && b[0] != recordVersion2) {
+		return nil, nil, 0, nil, 0, nil, errCorrupt
+	}
+	stream, off, err := field(b, recordHeader)
+	if err != nil {
+		return
+	}
+	if typ, off, err = field(b, off); err != nil {
+		return
+	}
+	if b[0] == recordVersion {
+		if data, off, err = field(b, off); err != nil {
+			return
+		}
+		meta, _, err = field(b, off)
+		return
+	}
+	if dataForm, data, off, err = formField(b, off); err != nil {
+		return
+	}
+	metaForm, meta, _, err = formField(b, off)
+	return
+}
+
 // field reads one length-prefixed field of b starting at off.
 func field(b []byte, off int) ([]byte, int, error) {
 	n, k := binary.Uvarint(b[off:])
@@ -61,7 +113,7 @@ func field(b []byte, off int) ([]byte, int, error) {
 
 // recordStream returns the stream name of a record without decoding more.
 func recordStream(b []byte) ([]byte, error) {
-	if len(b) < recordHeader || b[0] != recordVersion {
+	if len(b) < recordHeader || (b[0] != recordVersion && b[0] != recordVersion2) {
 		return nil, errCorrupt
 	}
 	s, _, err := field(b, recordHeader)
@@ -86,6 +138,9 @@ type decoder struct {
 	pending []int             // indexes into out whose ID is still the raw 16 bytes in rawIDs
 	rawIDs  []byte
 	key     []byte // scratch for seek keys
+	// scratch, scratch2: the JSON of a compact fact and of packed
+	// metadata, before d.bytes copies it out.
+	scratch, scratch2 []byte
 }
 
 // sharedBuf caps the buffer that events of one read share.
@@ -191,31 +246,29 @@ func (d *decoder) internType(b []byte) string {
 // decode appends the event of record b at position pos to out. The ID is
 // filled in by finish.
 func (d *decoder) decode(out []domain.RecordedEvent, pos uint64, b []byte) ([]domain.RecordedEvent, error) {
-	if len(b) < recordHeader || b[0] != recordVersion {
-		return out, fmt.Errorf("position %d: %w", pos, errCorrupt)
-	}
-	stream, off, err := field(b, recordHeader)
+	stream, typ, dataForm, data, metaForm, meta, err := recordFields(b)
 	if err != nil {
 		return out, fmt.Errorf("position %d: %w", pos, err)
 	}
-	typ, off, err := field(b, off)
-	if err != nil {
-		return out, fmt.Errorf("position %d: %w", pos, err)
+	styp := d.internType(typ)
+	if dataForm == formFact {
+		if d.scratch, err = codec.AppendFactJSON(d.scratch[:0], styp, data); err != nil {
+			return out, fmt.Errorf("position %d: %w: %w", pos, errCorrupt, err)
+		}
+		data = d.scratch
 	}
-	data, off, err := field(b, off)
-	if err != nil {
-		return out, fmt.Errorf("position %d: %w", pos, err)
-	}
-	meta, _, err := field(b, off)
-	if err != nil {
-		return out, fmt.Errorf("position %d: %w", pos, err)
+	if metaForm == formPacked {
+		if d.scratch2, err = unpackJSON(d.scratch2[:0], meta); err != nil {
+			return out, fmt.Errorf("position %d: %w", pos, err)
+		}
+		meta = d.scratch2
 	}
 	need := len(data) + len(meta)
 	e := domain.RecordedEvent{
 		Stream:   d.internStream(stream),
 		Revision: binary.BigEndian.Uint64(b[1:9]),
 		Position: domain.Position{Commit: pos, Prepare: pos},
-		Type:     d.internType(typ),
+		Type:     styp,
 		Data:     d.bytes(data, need),
 		Metadata: d.bytes(meta, need),
 		Created:  time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC(),

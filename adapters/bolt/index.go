@@ -203,7 +203,13 @@ func (w *indexWriter) count(ix *indexed, sign int64) {
 		dd.money = addSigned(dd.money, d.Money, sign)
 	}
 	if !ix.CreatedAt.IsZero() {
-		w.day(ix.CreatedAt.UTC().Format(domain.DayFormat)).orders += sign
+		var buf [16]byte
+		d := ix.CreatedAt.UTC().AppendFormat(buf[:0], domain.DayFormat)
+		dd := w.days[string(d)] // no allocation for a day seen before
+		if dd == nil {
+			dd = w.day(string(d))
+		}
+		dd.orders += sign
 	}
 }
 

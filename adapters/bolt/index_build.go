@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	json "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	bbolt "go.etcd.io/bbolt"
 
@@ -111,7 +110,7 @@ func aggregateChunk(tx *bbolt.Tx, b *indexBuild, after []byte) (last []byte, mor
 	n := 0
 	for ; k != nil && n < scanChunk; k, v = c.Next() {
 		var ix indexed
-		if err := json.Unmarshal(v, &ix); err != nil {
+		if err := decodeIndexed(v, &ix); err != nil {
 			return nil, false, fmt.Errorf("index summary %s: %w", k, err)
 		}
 		if err := w.update(k, nil, &ix); err != nil {
@@ -139,6 +138,9 @@ func (r *ReadModel) BuildIndexes(ctx context.Context) error {
 	defer r.wmu.Unlock()
 	if !r.deferred.Load() {
 		return nil // kept with every write already
+	}
+	if err := r.flushBulk(); err != nil {
+		return fmt.Errorf("build indexes of %s: %w", r.path, err)
 	}
 	b, err := r.scanSortVals(ctx)
 	if err != nil {
@@ -236,6 +238,9 @@ var (
 )
 
 func (sc *sortScanner) scan(row []byte) (sortVals, error) {
+	if len(row) > 0 && row[0] != '{' {
+		return rowSortVals(row)
+	}
 	var v sortVals
 	v.act = activity(time.Time{})
 	sc.buf = *bytes.NewBuffer(row) // the decoder reads it in place

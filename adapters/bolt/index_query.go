@@ -12,7 +12,6 @@ import (
 
 	"github.com/bookworm-ledger/ledger/domain"
 	"github.com/bookworm-ledger/ledger/projections"
-	json "github.com/go-json-experiment/json"
 	bbolt "go.etcd.io/bbolt"
 )
 
@@ -102,7 +101,7 @@ func (r *ReadModel) Orders(ctx context.Context, q projections.OrderQuery) (proje
 	}
 	page := projections.OrderPage{Orders: []projections.Summary{}}
 	decoded := 0
-	err = r.db.View(func(tx *bbolt.Tx) error {
+	err = r.view(func(tx *bbolt.Tx) error {
 		var err error
 		switch {
 		case l.sortN > 0 && len(l.idPre) > 0:
@@ -156,7 +155,7 @@ func appendRow(page *projections.OrderPage, id, v []byte) error {
 		return fmt.Errorf("an index lists order %s, which has no row", id)
 	}
 	var s projections.Summary
-	if err := json.Unmarshal(v, &s); err != nil {
+	if err := decodeRow(v, &s); err != nil {
 		return fmt.Errorf("summary %s: %w", id, err)
 	}
 	page.Orders = append(page.Orders, s)
@@ -244,7 +243,7 @@ func (l *listing) sortPrefix(tx *bbolt.Tx, page *projections.OrderPage) (int, er
 			v = sums.Get(id)
 		}
 		var ix indexed
-		if err := json.Unmarshal(v, &ix); err != nil {
+		if err := decodeIndexed(v, &ix); err != nil {
 			return decoded, fmt.Errorf("summary %s: %w", id, err)
 		}
 		decoded++
@@ -280,7 +279,7 @@ func (r *ReadModel) Overview(ctx context.Context) (projections.Overview, error) 
 	for _, st := range domain.Statuses() {
 		o.ByStatus[st] = 0
 	}
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		stats := tx.Bucket(bucketStats)
 		c := stats.Cursor()
 		for k, v := c.Seek(keyStatusPrefix); k != nil && bytes.HasPrefix(k, keyStatusPrefix); k, v = c.Next() {
@@ -316,7 +315,7 @@ func (r *ReadModel) Days(ctx context.Context, from, to string) ([]projections.Da
 		}
 	}
 	out := []projections.DayTotals{}
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketDays).Cursor()
 		for k, v := c.Seek([]byte(from)); k != nil && (to == "" || string(k) <= to); k, v = c.Next() {
 			if len(v) != 48 {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	json "github.com/go-json-experiment/json"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/bookworm-ledger/ledger/domain"
@@ -41,6 +40,12 @@ type ReadModel struct {
 	// BuildIndexes).
 	deferred atomic.Bool
 	wmu      sync.Mutex // row writes wait for BuildIndexes
+	// bulk holds the rows Put gave a DeferIndexes file, encoded, until a
+	// read, BuildIndexes, Sync or Close (or bulkLimit bytes of them)
+	// writes them in key order (bulk.go). Guarded by wmu; hasBulk says
+	// whether it holds any without taking wmu.
+	bulk    bulkRows
+	hasBulk atomic.Bool
 }
 
 var _ projections.ReadModel = (*ReadModel)(nil)
@@ -77,11 +82,18 @@ func OpenReadModelWith(path string, opts ReadModelOptions) (*ReadModel, error) {
 	if opts.ReleaseEvery == 0 {
 		opts.ReleaseEvery = 32 << 20
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	bo := &bbolt.Options{
 		Timeout:    2 * time.Second,
 		NoSync:     opts.NoSync,
 		NoGrowSync: opts.NoSync,
-	})
+	}
+	if opts.DeferIndexes {
+		// A rebuild grows the file by all its rows at once: a map sized
+		// up front (address space, not memory) spares it the remaps, each
+		// of which copies every node of the write out of the old map.
+		bo.InitialMmapSize = 1 << 30
+	}
+	db, err := bbolt.Open(path, 0o600, bo)
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("open read model %s: %w", path, ErrLocked)
 	}
@@ -119,12 +131,15 @@ func OpenReadModelWith(path string, opts ReadModelOptions) (*ReadModel, error) {
 // Path is the file the read model lives in.
 func (r *ReadModel) Path() string { return r.path }
 
-// Close closes the file.
-func (r *ReadModel) Close() error { return r.db.Close() }
+// Close writes what Put buffered and closes the file.
+func (r *ReadModel) Close() error { return errors.Join(r.settle(), r.db.Close()) }
 
 // Sync flushes every write to disk. A file opened with NoSync must be
 // synced before it is closed and renamed into place.
 func (r *ReadModel) Sync() error {
+	if err := r.settle(); err != nil {
+		return err
+	}
 	if err := r.db.Sync(); err != nil {
 		return fmt.Errorf("sync read model %s: %w", r.path, err)
 	}
@@ -194,6 +209,9 @@ func (r *ReadModel) Put(ctx context.Context, rows []projections.Summary) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if r.deferred.Load() {
+		return r.buffer(rows)
+	}
 	err := r.write(func(tx *bbolt.Tx, noKeys bool) error { return putRows(tx, rows, noKeys) })
 	r.touch(len(rows))
 	return err
@@ -204,6 +222,9 @@ func (r *ReadModel) Put(ctx context.Context, rows []projections.Summary) error {
 func (r *ReadModel) write(fn func(tx *bbolt.Tx, noKeys bool) error) error {
 	r.wmu.Lock()
 	defer r.wmu.Unlock()
+	if err := r.flushBulk(); err != nil {
+		return err
+	}
 	noKeys := r.deferred.Load()
 	return r.db.Update(func(tx *bbolt.Tx) error { return fn(tx, noKeys) })
 }
@@ -216,25 +237,41 @@ func putRows(tx *bbolt.Tx, rows []projections.Summary, noKeys bool) error {
 	ix := newIndexWriter(tx, noKeys)
 	for i := range rows {
 		row := &rows[i]
-		b, err := json.Marshal(row)
-		if err != nil {
-			return fmt.Errorf("encode summary %s: %w", row.OrderID, err)
+		v := rowIndex{ix: indexedOf(row), deadline: row.PlacementDeadline, attempts: row.PlacementAttempts}
+		if err := putRow(sums, due, dueKey, ix, []byte(row.OrderID), appendSummaryRow(nil, row), &v, false); err != nil {
+			return err
 		}
-		id := []byte(row.OrderID)
-		var old *indexed
+	}
+	return ix.flush()
+}
+
+// rowIndex is what the indexes and the deadline index need of a row.
+type rowIndex struct {
+	ix       indexed
+	deadline time.Time
+	attempts int
+}
+
+// putRow stores one row, enc being its stored form, and keeps the
+// indexes in step. fresh: the file holds no row of id (a bulk write into
+// an empty file), so there is no old row to look for.
+func putRow(sums, due, dueKey *bbolt.Bucket, ix *indexWriter, id, enc []byte, v *rowIndex, fresh bool) error {
+	var old *indexed
+	if !fresh {
 		if prev := sums.Get(id); prev != nil {
 			old = &indexed{}
-			if err := json.Unmarshal(prev, old); err != nil {
-				return fmt.Errorf("decode summary %s: %w", row.OrderID, err)
+			if err := decodeIndexed(prev, old); err != nil {
+				return fmt.Errorf("decode summary %s: %w", id, err)
 			}
 		}
-		if err := sums.Put(id, b); err != nil {
-			return err
-		}
-		nw := indexedOf(row)
-		if err := ix.update(id, old, &nw); err != nil {
-			return err
-		}
+	}
+	if err := sums.Put(id, enc); err != nil {
+		return err
+	}
+	if err := ix.update(id, old, &v.ix); err != nil {
+		return err
+	}
+	if !fresh {
 		if old := dueKey.Get(id); old != nil {
 			if err := due.Delete(bytes.Clone(old)); err != nil {
 				return err
@@ -243,21 +280,21 @@ func putRows(tx *bbolt.Tx, rows []projections.Summary, noKeys bool) error {
 				return err
 			}
 		}
-		if row.Status == domain.StatusInit && !row.PlacementDeadline.IsZero() {
-			k := make([]byte, 8, 8+len(id))
-			binary.BigEndian.PutUint64(k, uint64(row.PlacementDeadline.UnixNano()))
-			k = append(k, id...)
-			v := make([]byte, 8)
-			binary.BigEndian.PutUint64(v, uint64(row.PlacementAttempts))
-			if err := due.Put(k, v); err != nil {
-				return err
-			}
-			if err := dueKey.Put(id, k); err != nil {
-				return err
-			}
+	}
+	if v.ix.Status == domain.StatusInit && !v.deadline.IsZero() {
+		k := make([]byte, 8, 8+len(id))
+		binary.BigEndian.PutUint64(k, uint64(v.deadline.UnixNano()))
+		k = append(k, id...)
+		val := make([]byte, 8)
+		binary.BigEndian.PutUint64(val, uint64(v.attempts))
+		if err := due.Put(k, val); err != nil {
+			return err
+		}
+		if err := dueKey.Put(id, k); err != nil {
+			return err
 		}
 	}
-	return ix.flush()
+	return nil
 }
 
 // Checkpoint returns the stored position of name, or nil.
@@ -292,13 +329,13 @@ func (r *ReadModel) SaveCheckpoint(ctx context.Context, name string, pos domain.
 func (r *ReadModel) Summary(ctx context.Context, orderID string) (projections.Summary, bool, error) {
 	var s projections.Summary
 	var ok bool
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketSummaries).Get([]byte(orderID))
 		if b == nil {
 			return nil
 		}
 		ok = true
-		return json.Unmarshal(b, &s)
+		return decodeRow(b, &s)
 	})
 	r.touch(1)
 	if err != nil {
@@ -313,18 +350,20 @@ func (r *ReadModel) Summaries(ctx context.Context, after string, limit int) ([]p
 		limit = 100
 	}
 	var out []projections.Summary
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketSummaries).Cursor()
 		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
 			k, v = c.Next()
 		}
+		if k != nil {
+			out = make([]projections.Summary, 0, min(limit, 4096))
+		}
 		for ; k != nil && len(out) < limit; k, v = c.Next() {
-			var s projections.Summary
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("summary %s: %w", k, err)
+			out = append(out, projections.Summary{})
+			if err := decodeRow(v, &out[len(out)-1]); err != nil {
+				return rowError(k, err)
 			}
-			out = append(out, s)
 		}
 		return nil
 	})
@@ -339,7 +378,7 @@ func (r *ReadModel) Due(ctx context.Context, now time.Time, limit int) ([]projec
 	}
 	var out []projections.Due
 	end := uint64(now.UnixNano())
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			if len(k) < 8 || len(v) != 8 {
@@ -363,7 +402,7 @@ func (r *ReadModel) Due(ctx context.Context, now time.Time, limit int) ([]projec
 // Count returns the number of summaries.
 func (r *ReadModel) Count(ctx context.Context) (int, error) {
 	n := 0
-	err := r.db.View(func(tx *bbolt.Tx) error {
+	err := r.view(func(tx *bbolt.Tx) error {
 		n = tx.Bucket(bucketSummaries).Stats().KeyN
 		return nil
 	})

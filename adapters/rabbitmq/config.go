@@ -31,7 +31,7 @@ const (
 	DefaultPrefetch      = 512
 	DefaultBatchSize     = 128
 	DefaultBatchWait     = 2 * time.Millisecond
-	DefaultConfirmWindow = 256
+	DefaultConfirmWindow = 1024
 	DefaultReconnectMin  = 200 * time.Millisecond
 	DefaultReconnectMax  = 10 * time.Second
 	DefaultRetryDelay    = time.Second

@@ -38,6 +38,7 @@ type options struct {
 	window     int // inbound facts in flight (published, command not yet seen)
 	ledgerBin  string
 	latencyCSV string
+	jsonPath   string   // write the report's figures here as JSON
 	ledgerEnv  []string // extra KEY=VALUE for the service (GOMEMLIMIT, GODEBUG, LEDGER_...)
 
 	facts     int
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	})
 	fs.StringVar(&o.latencyCSV, "latency-csv", "", "ledger: write every latency sample to this CSV file")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file (to compare runs)")
 	fs.IntVar(&o.facts, "facts", 1_000_000, "replay: facts in the store (3 per order)")
 	fs.IntVar(&o.appenders, "appenders", 64, "replay: concurrent appenders building the store")
 	fs.StringVar(&o.fixture, "fixture", "", "replay: store file to reuse (built there when missing)")
@@ -112,6 +114,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r := &report{out: out}
 	start := time.Now()
+	info := runInfo{Part: part, Started: start.UTC(), CPUs: numCPU(), Go: goVersion(), LoadStart: loadAvg()}
 	fmt.Fprintf(out, "ledger-bench %s: %s, %d CPUs, %s, load average %s\n", part, time.Now().Format(time.RFC3339), numCPU(), goVersion(), loadAvg())
 	var err error
 	switch part {
@@ -130,6 +133,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("unknown part %q: use broker, e2e or replay (or nothing for all)", part)
 	}
 	r.print()
+	if o.jsonPath != "" {
+		info.Wall, info.LoadEnd = time.Since(start).Seconds(), loadAvg()
+		if err != nil {
+			info.Error = err.Error()
+		}
+		err = errors.Join(err, r.writeJSON(o.jsonPath, info))
+	}
 	fmt.Fprintf(out, "\ntotal wall time %s; load average at the end %s (other work on this machine skews every figure)\n", time.Since(start).Round(time.Second), loadAvg())
 	return err
 }

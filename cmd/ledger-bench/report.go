@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,16 +11,74 @@ import (
 	"time"
 )
 
-// report collects the figures of a run and prints them as one table.
+// report collects the figures of a run and prints them as one table;
+// with -json it also writes them, with the numbers behind them, as JSON.
 type report struct {
 	out   io.Writer
 	rows  []row
 	notes []string
+	// figures are the run's numbers by key ("section.name_unit"), for
+	// comparing runs: the table's values are text.
+	figures map[string]float64
 }
 
 type row struct {
 	section, figure, value, target, verdict string
 }
+
+// fig records a number for the JSON output.
+func (r *report) fig(key string, v float64) {
+	if r.figures == nil {
+		r.figures = map[string]float64{}
+	}
+	r.figures[key] = v
+}
+
+// runInfo is what the JSON output says about the run itself.
+type runInfo struct {
+	Part      string    `json:"part"`
+	Started   time.Time `json:"started"`
+	Wall      float64   `json:"wall_seconds"`
+	CPUs      int       `json:"cpus"`
+	Go        string    `json:"go"`
+	LoadStart string    `json:"load_average_start"`
+	LoadEnd   string    `json:"load_average_end"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// writeJSON writes the run's figures, table rows and notes to path.
+func (r *report) writeJSON(path string, info runInfo) error {
+	type jsonRow struct {
+		Section string `json:"section"`
+		Figure  string `json:"figure"`
+		Value   string `json:"value"`
+		Target  string `json:"target,omitempty"`
+		Verdict string `json:"verdict,omitempty"`
+	}
+	out := struct {
+		runInfo
+		Figures map[string]float64 `json:"figures"`
+		Rows    []jsonRow          `json:"rows"`
+		Notes   []string           `json:"notes"`
+	}{runInfo: info, Figures: r.figures, Rows: []jsonRow{}, Notes: r.notes}
+	if out.Figures == nil {
+		out.Figures = map[string]float64{}
+	}
+	for _, x := range r.rows {
+		out.Rows = append(out.Rows, jsonRow{x.section, x.figure, x.value, x.target, x.verdict})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ms is d in milliseconds, for figures.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (r *report) add(section, figure, value string) {
 	r.rows = append(r.rows, row{section: section, figure: figure, value: value})

@@ -119,11 +119,24 @@ func appendTotals(b []byte, t domain.Totals) []byte {
 // exactly (the stored form is the ledger's own); unknown keys are skipped so
 // older binaries read newer data. Errors match domain.ErrInvalidFact.
 func DecodeFact(eventType string, data []byte) (domain.Fact, error) {
+	f, _, err := decodeStored(eventType, data)
+	return f, err
+}
+
+// decodeStored is DecodeFact that also returns the currency stored with
+// the amount (zero without one).
+func decodeStored(eventType string, data []byte) (domain.Fact, domain.Currency, error) {
 	t := domain.FactType(eventType)
 	if !t.Known() {
-		return domain.Fact{}, &domain.ValidationError{Field: "type", Problem: fmt.Sprintf("unknown fact type %q", clip(eventType)), Err: domain.ErrUnknownFactType}
+		return domain.Fact{}, domain.Currency{}, &domain.ValidationError{Field: "type", Problem: fmt.Sprintf("unknown fact type %q", clip(eventType)), Err: domain.ErrUnknownFactType}
 	}
 	sf := storedFact{f: domain.Fact{Type: t}, moneyKey: t.MoneyKey()}
+	f, err := sf.read(data)
+	return f, domain.Currency{Code: string(sf.currency), Decimals: int(sf.decimals)}, err
+}
+
+// read scans data into sf and finishes the fact.
+func (sf *storedFact) read(data []byte) (domain.Fact, error) {
 	s := scanner{data: data}
 	if s.peek() != '{' {
 		return domain.Fact{}, invalid("", "stored fact must be a JSON object")
@@ -170,6 +183,7 @@ type storedFact struct {
 	moneyKey  string // "totalMoney", "amount" or "" (the type has no amount)
 	seen      uint32
 	moneyText []byte
+	currency  []byte
 	decimals  int64
 	at        []byte
 }
@@ -276,6 +290,8 @@ func (sf *storedFact) text(s *scanner, key []byte, bit uint32) error {
 		f.Email = &str
 	case bMoneyText:
 		sf.moneyText = v
+	case bCurrency:
+		sf.currency = v
 	case bRef:
 		f.ProviderRef = string(v)
 	case bReason:
