@@ -137,7 +137,7 @@ const (
 	defaultProfile     = "local"
 	defaultStore       = "embedded"
 	defaultDataDir     = "data"
-	defaultMemoryLimit = 64 << 20
+	defaultMemoryLimit = 96 << 20
 	defaultMaxLag      = 10000
 	// electionNone runs the publisher wherever projections.publisher is
 	// set; electionRabbitMQ takes it by the broker's lease.

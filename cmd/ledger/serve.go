@@ -468,9 +468,9 @@ func (s *service) watchLag(ctx context.Context) error {
 // resident memory meanwhile.
 func (s *service) releaseMemory(ctx context.Context) error {
 	type releaser interface{ ReleaseMemory() error }
-	// Four times a second: under load the commits and the projections'
-	// reads map in tens of MB of file pages within a second.
-	t := time.NewTicker(250 * time.Millisecond)
+	// Every second: under load the commits and the projections' reads map
+	// in tens of MB of file pages within a few seconds.
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
