@@ -5,6 +5,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/bookworm-ledger/ledger/domain/codec"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -64,22 +65,22 @@ func rowDiffVals(b []byte) (projections.DiffRow, error) {
 		}
 		return projections.DiffRow{Status: s.Status, Total: s.Total, Money: s.Money}, nil
 	}
-	r := rowReader{b: b}
-	if r.byte() != rowCompact {
+	r := rowReader{codec.NewReader(b, errRow)}
+	if r.Byte() != rowCompact {
 		return projections.DiffRow{}, errRow
 	}
-	flags := r.uvarint()
-	r.bytes() // order id
+	flags := r.Uvarint()
+	r.Bytes() // order id
 	if flags&rowOwnStream != 0 {
-		r.bytes() // stream
+		r.Bytes() // stream
 	}
-	r.uvarint() // revision
+	r.Uvarint() // revision
 	d := projections.DiffRow{Status: r.status()}
-	r.bytes() // previous status
-	r.bytes() // status reason
-	d.Total = r.varint()
+	r.Bytes() // previous status
+	r.Bytes() // status reason
+	d.Total = r.Varint()
 	d.Money = r.totals()
-	if r.err != nil {
+	if r.Err() != nil {
 		return projections.DiffRow{}, errRow
 	}
 	return d, nil

@@ -9,6 +9,7 @@ import (
 	json "github.com/go-json-experiment/json"
 
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/domain/codec"
 	"github.com/bookworm-ledger/ledger/projections"
 )
 
@@ -91,41 +92,41 @@ func decodeRow(b []byte, s *projections.Summary) error {
 		*s = projections.Summary{}
 		return json.Unmarshal(b, s)
 	}
-	r := rowReader{b: b}
-	if r.byte() != rowCompact {
+	r := rowReader{codec.NewReader(b, errRow)}
+	if r.Byte() != rowCompact {
 		return errRow
 	}
-	flags := r.uvarint()
+	flags := r.Uvarint()
 	stream := ""
-	idb := r.bytes()
+	idb := r.Bytes()
 	if flags&rowOwnStream != 0 {
 		s.OrderID = string(idb)
-		stream = string(r.bytes())
+		stream = string(r.Bytes())
 	} else {
 		// One string for both: the id is the stream's tail.
 		stream = domain.StreamPrefix + string(idb)
 		s.OrderID = stream[len(domain.StreamPrefix):]
 	}
 	s.Stream = stream
-	s.Revision = r.uvarint()
+	s.Revision = r.Uvarint()
 	s.Status = r.status()
 	s.PreviousStatus = r.status()
 	s.StatusReason = r.str()
-	s.Total = r.varint()
+	s.Total = r.Varint()
 	s.Money = r.totals()
-	s.PlacementAttempts = int(r.uvarint())
+	s.PlacementAttempts = int(r.Uvarint())
 	s.PlacementDeadline = r.time()
-	s.Held, s.Ignored, s.Flags, s.Facts = int(r.uvarint()), int(r.uvarint()), int(r.uvarint()), int(r.uvarint())
+	s.Held, s.Ignored, s.Flags, s.Facts = int(r.Uvarint()), int(r.Uvarint()), int(r.Uvarint()), int(r.Uvarint())
 	s.LastAt = r.time()
 	s.CreatedAt = r.time()
 	s.Days = nil
-	if n := r.uvarint(); n > 0 && n <= uint64(len(b)) {
+	if n := r.Uvarint(); n > 0 && n <= uint64(len(b)) {
 		s.Days = make([]domain.DayMove, n)
 		for i := range s.Days {
 			s.Days[i] = domain.DayMove{Day: r.str(), Money: r.totals()}
 		}
 	}
-	if r.err != nil || r.off != len(b) {
+	if !r.Done() {
 		return errRow
 	}
 	return nil
@@ -149,35 +150,35 @@ func decodeIndexed(b []byte, ix *indexed) error {
 // v's days; names gives each day one string, so known statuses and days
 // allocate nothing.
 func rowIndexVals(b []byte, v *rowIndex, names map[string]string) error {
-	r := rowReader{b: b}
-	if r.byte() != rowCompact {
+	r := rowReader{codec.NewReader(b, errRow)}
+	if r.Byte() != rowCompact {
 		return errRow
 	}
-	flags := r.uvarint()
-	r.bytes() // order id
+	flags := r.Uvarint()
+	r.Bytes() // order id
 	if flags&rowOwnStream != 0 {
-		r.bytes() // stream
+		r.Bytes() // stream
 	}
-	r.uvarint() // revision
+	r.Uvarint() // revision
 	v.ix.Status = r.status()
-	r.bytes() // previous status
-	r.bytes() // status reason
-	v.ix.Total = r.varint()
+	r.Bytes() // previous status
+	r.Bytes() // status reason
+	v.ix.Total = r.Varint()
 	v.ix.Money = r.totals()
-	v.attempts = int(r.uvarint())
+	v.attempts = int(r.Uvarint())
 	v.deadline = r.time()
 	for range 4 {
-		r.uvarint() // held, ignored, flags, facts
+		r.Uvarint() // held, ignored, flags, facts
 	}
 	v.ix.LastAt = r.time()
 	v.ix.CreatedAt = r.time()
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n > uint64(len(b)) {
 		return errRow
 	}
 	v.ix.Days = v.ix.Days[:0]
 	for range n {
-		d := r.bytes()
+		d := r.Bytes()
 		name, ok := names[string(d)]
 		if !ok {
 			name = string(d)
@@ -185,7 +186,7 @@ func rowIndexVals(b []byte, v *rowIndex, names map[string]string) error {
 		}
 		v.ix.Days = append(v.ix.Days, domain.DayMove{Day: name, Money: r.totals()})
 	}
-	if r.err != nil || r.off != len(b) {
+	if !r.Done() {
 		return errRow
 	}
 	return nil
@@ -194,86 +195,39 @@ func rowIndexVals(b []byte, v *rowIndex, names map[string]string) error {
 // rowSortVals reads a compact row's status, total and last activity
 // without allocating.
 func rowSortVals(b []byte) (sortVals, error) {
-	r := rowReader{b: b}
-	if r.byte() != rowCompact {
+	r := rowReader{codec.NewReader(b, errRow)}
+	if r.Byte() != rowCompact {
 		return sortVals{}, errRow
 	}
-	flags := r.uvarint()
-	r.bytes()
+	flags := r.Uvarint()
+	r.Bytes()
 	if flags&rowOwnStream != 0 {
-		r.bytes()
+		r.Bytes()
 	}
-	r.uvarint()
+	r.Uvarint()
 	var v sortVals
 	v.status = r.status()
-	r.bytes()
-	r.bytes()
-	v.total = r.varint()
+	r.Bytes()
+	r.Bytes()
+	v.total = r.Varint()
 	r.totals()
-	r.uvarint()
+	r.Uvarint()
 	r.time()
 	for range 4 {
-		r.uvarint()
+		r.Uvarint()
 	}
 	v.act = activity(r.time())
-	if r.err != nil {
+	if r.Err() != nil {
 		return v, errRow
 	}
 	return v, nil
 }
 
-// rowReader reads the fields of a compact row; the first problem sticks
-// in err and every later read returns zero.
-type rowReader struct {
-	b   []byte
-	off int
-	err error
-}
-
-func (r *rowReader) fail() { r.err, r.off = errRow, len(r.b) }
-
-func (r *rowReader) byte() byte {
-	if r.off >= len(r.b) {
-		r.fail()
-		return 0
-	}
-	r.off++
-	return r.b[r.off-1]
-}
-
-func (r *rowReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-func (r *rowReader) varint() int64 {
-	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-func (r *rowReader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)-r.off) {
-		r.fail()
-		return nil
-	}
-	out := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return out
-}
+// rowReader reads the fields of a compact row.
+type rowReader struct{ codec.Reader }
 
 func (r *rowReader) str() string {
-	b := r.bytes()
+	b := r.Bytes()
 	if len(b) == 0 {
 		return ""
 	}
@@ -282,7 +236,7 @@ func (r *rowReader) str() string {
 
 // status interns the known statuses: no allocation per row.
 func (r *rowReader) status() domain.Status {
-	b := r.bytes()
+	b := r.Bytes()
 	if len(b) == 0 {
 		return ""
 	}
@@ -290,14 +244,14 @@ func (r *rowReader) status() domain.Status {
 }
 
 func (r *rowReader) totals() domain.Totals {
-	return domain.Totals{Captured: r.varint(), Refunded: r.varint(), ChargedBack: r.varint(), Reversed: r.varint(), Net: r.varint()}
+	return domain.Totals{Captured: r.Varint(), Refunded: r.Varint(), ChargedBack: r.Varint(), Reversed: r.Varint(), Net: r.Varint()}
 }
 
 func (r *rowReader) time() time.Time {
-	sec := r.varint()
-	ns := r.uvarint()
+	sec := r.Varint()
+	ns := r.Uvarint()
 	if ns >= 1e9 {
-		r.fail()
+		r.Fail()
 		return time.Time{}
 	}
 	return time.Unix(sec, int64(ns)).UTC()

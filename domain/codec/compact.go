@@ -161,42 +161,42 @@ func decodeCompact(eventType string, b []byte) (domain.Fact, domain.Currency, er
 	if !t.Known() {
 		return domain.Fact{}, domain.Currency{}, invalidErr("type", domain.ErrUnknownFactType)
 	}
-	r := creader{b: b}
-	if r.byte() != compactVersion {
+	r := creader{NewReader(b, errCompact)}
+	if r.Byte() != compactVersion {
 		return domain.Fact{}, domain.Currency{}, invalidErr("", errCompact)
 	}
 	f := domain.Fact{Type: t}
 	var cur domain.Currency
-	flags := r.uvarint()
+	flags := r.Uvarint()
 	// The fact's strings share one allocation: ids first, then the texts.
 	var tmp [256]byte
 	buf := r.uuids(tmp[:0], 1+int(flags&cBasket))
 	var name, email, ref, reason []byte
 	if flags&cName != 0 {
-		name = r.bytes()
+		name = r.Bytes()
 	}
 	if flags&cEmail != 0 {
-		email = r.bytes()
+		email = r.Bytes()
 	}
 	if flags&cAmount != 0 {
-		f.Amount, f.HasAmount = r.varint(), true
+		f.Amount, f.HasAmount = r.Varint(), true
 		cur.Code = r.currency()
-		cur.Decimals = int(r.uvarint())
+		cur.Decimals = int(r.Uvarint())
 	}
 	if flags&cRef != 0 {
-		ref = r.bytes()
+		ref = r.Bytes()
 	}
 	if flags&cReason != 0 {
-		reason = r.bytes()
+		reason = r.Bytes()
 	}
 	if flags&cAttempt != 0 {
-		f.Attempt = int(r.uvarint())
+		f.Attempt = int(r.Uvarint())
 	}
 	if flags&cRestated != 0 {
 		f.Restated = r.restatement()
 	}
-	sec, ns := r.varint(), r.uvarint()
-	if r.err != nil || r.off != len(b) || ns >= 1e9 || f.Amount < 0 || cur.Decimals < 0 || cur.Decimals > domain.MaxDecimals {
+	sec, ns := r.Varint(), r.Uvarint()
+	if !r.Done() || ns >= 1e9 || f.Amount < 0 || cur.Decimals < 0 || cur.Decimals > domain.MaxDecimals {
 		return domain.Fact{}, cur, invalidErr("", errCompact)
 	}
 	f.At = time.Unix(sec, int64(ns)).UTC()
@@ -221,60 +221,14 @@ func decodeCompact(eventType string, b []byte) (domain.Fact, domain.Currency, er
 	return f, cur, nil
 }
 
-// creader reads a compact fact; the first problem sticks.
-type creader struct {
-	b   []byte
-	off int
-	err error
-}
+// creader reads a compact fact.
+type creader struct{ Reader }
 
-func (r *creader) fail() { r.err, r.off = errCompact, len(r.b) }
-
-func (r *creader) byte() byte {
-	if r.off >= len(r.b) {
-		r.fail()
-		return 0
-	}
-	r.off++
-	return r.b[r.off-1]
-}
-
-func (r *creader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-func (r *creader) varint() int64 {
-	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.off += n
-	return v
-}
-
-func (r *creader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)-r.off) {
-		r.fail()
-		return nil
-	}
-	out := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return out
-}
-
-func (r *creader) str() string { return string(r.bytes()) }
+func (r *creader) str() string { return string(r.Bytes()) }
 
 // currency interns the usual code.
 func (r *creader) currency() string {
-	b := r.bytes()
+	b := r.Bytes()
 	if string(b) == "USD" {
 		return "USD"
 	}
@@ -287,7 +241,7 @@ const hexDigits = "0123456789abcdef"
 // each).
 func (r *creader) uuids(dst []byte, n int) []byte {
 	if len(r.b)-r.off < 16*n {
-		r.fail()
+		r.Fail()
 		return append(dst, make([]byte, 36*n)...)
 	}
 	for k := range n {
@@ -305,7 +259,7 @@ func (r *creader) uuids(dst []byte, n int) []byte {
 func (r *creader) restatement() *domain.Restatement {
 	rs := &domain.Restatement{Status: domain.Status(r.str()), PreviousStatus: domain.Status(r.str())}
 	for _, t := range [...]*domain.Totals{&rs.Money, &rs.PreviousMoney} {
-		*t = domain.Totals{Captured: r.varint(), Refunded: r.varint(), ChargedBack: r.varint(), Reversed: r.varint(), Net: r.varint()}
+		*t = domain.Totals{Captured: r.Varint(), Refunded: r.Varint(), ChargedBack: r.Varint(), Reversed: r.Varint(), Net: r.Varint()}
 	}
 	rs.ReplayID, rs.Reason = r.str(), r.str()
 	return rs
