@@ -54,26 +54,6 @@ func encodeRecord(stream string, rev uint64, created int64, id [16]byte, e domai
 	return b
 }
 
-// encodeRecordV1 is the record as builds before version 2 wrote it (for
-// the tests of files written then).
-func encodeRecordV1(stream string, rev uint64, created int64, id [16]byte, e domain.EventData) []byte {
-	n := recordHeader + 4*binary.MaxVarintLen32 + len(stream) + len(e.Type) + len(e.Data) + len(e.Metadata)
-	b := make([]byte, recordHeader, n)
-	b[0] = recordVersion
-	binary.BigEndian.PutUint64(b[1:9], rev)
-	binary.BigEndian.PutUint64(b[9:17], uint64(created))
-	copy(b[17:33], id[:])
-	b = binary.AppendUvarint(b, uint64(len(stream)))
-	b = append(b, stream...)
-	b = binary.AppendUvarint(b, uint64(len(e.Type)))
-	b = append(b, e.Type...)
-	b = binary.AppendUvarint(b, uint64(len(e.Data)))
-	b = append(b, e.Data...)
-	b = binary.AppendUvarint(b, uint64(len(e.Metadata)))
-	b = append(b, e.Metadata...)
-	return b
-}
-
 // recordFields splits a record of either version into its stream, type,
 // data and metadata, each with its form (formRaw for version 1).
 func recordFields(b []byte) (stream, typ []byte, dataForm byte, data []byte, metaForm byte, meta []byte, err error) {
