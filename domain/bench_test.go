@@ -173,3 +173,51 @@ func BenchmarkIntents(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFoldDecoded: the fold alone over the decoded bench history (no
+// decoding), so the fold's own cost and allocations show, in each mode.
+func BenchmarkFoldDecoded(b *testing.B) {
+	hist := benchHistory(b)
+	events := make([]domain.Event, len(hist))
+	for i, se := range hist {
+		f, err := codec.DecodeFact(se.typ, se.data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events[i] = domain.Event{ID: se.id, Revision: uint64(i), Fact: f}
+	}
+	n := float64(len(events))
+	modes := []struct {
+		name string
+		fn   func()
+	}{
+		{"Fold", func() { domain.Fold(immediate, events) }},
+		{"Folder.Fold", func() {
+			fo := domain.NewFolder(immediate, domain.State{})
+			for _, e := range events {
+				fo.Fold(e)
+			}
+		}},
+		{"Folder.Apply", func() {
+			fo := domain.NewFolder(immediate, domain.State{})
+			for _, e := range events {
+				fo.Apply(e)
+			}
+		}},
+		{"Evolve", func() {
+			var s domain.State
+			for _, e := range events {
+				s, _ = domain.Evolve(immediate, s, e)
+			}
+		}},
+	}
+	for _, c := range modes {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.fn()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/fact")
+		})
+	}
+}

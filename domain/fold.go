@@ -147,6 +147,9 @@ type State struct {
 
 	Money         Totals
 	PendingRefund int64 // provider settlement: the refund in flight while REFUNDING
+	// Books are Money as double-entry balances (journal.go): each step
+	// posts its money change, and the first fulfilment earns the revenue.
+	Books Books
 
 	// ConversationID is the checkout's conversation: the placement
 	// time-outs the ledger appends continue it.
@@ -247,6 +250,7 @@ type Outcome struct {
 	Reason      string
 	Transitions []Transition
 	Flags       []Flag
+	Postings    []Posting // the journal lines of the step (its money change, its first fulfilment), nil when none
 }
 
 // Evolve applies one event to s. It is pure: it never changes s's slices or
@@ -318,6 +322,9 @@ type machine struct {
 	// daysOwned: s.Days is the machine's own (addDay copies it first).
 	daysOwned bool
 	out       *Outcome // nil: nobody wants the outcome (Fold)
+	// fulfilled: the step moved the order to FULFILLED (the books earn
+	// its revenue).
+	fulfilled bool
 }
 
 func (m *machine) own() {
@@ -352,6 +359,7 @@ func (m *machine) step(e Event) {
 		m.s.LastAt = e.Fact.At
 	}
 	before := m.s.Money
+	m.fulfilled = false
 	d, reason := m.try(&e)
 	switch d {
 	case DispApplied:
@@ -370,7 +378,19 @@ func (m *machine) step(e Event) {
 	if m.s.Money != before {
 		m.addDay(e.Fact.At, m.s.Money.Sub(before))
 	}
+	if m.s.Money != before || m.fulfilled && !m.s.Books.Recognized {
+		m.book(m.s.Money.Sub(before))
+	}
 	m.result(d, reason)
+}
+
+// book posts a step's money change to the books; the postings go to the
+// outcome only when one is wanted, so Fold does not allocate for them.
+func (m *machine) book(delta Totals) {
+	j := m.s.Books.post(delta, m.fulfilled)
+	if m.out != nil && j.n > 0 {
+		m.out.Postings = append(m.out.Postings, j.lines[:j.n]...)
+	}
 }
 
 // addDay adds delta to the day of at, keeping Days sorted with one entry
@@ -423,6 +443,9 @@ func (m *machine) release() {
 
 func (m *machine) transition(e *Event, to Status, reason, event, command, suppressed string) {
 	from := m.s.Status
+	if to == StatusFulfilled {
+		m.fulfilled = true
+	}
 	if from != to {
 		m.s.PreviousStatus = from
 		m.s.Status = to

@@ -296,6 +296,7 @@ type summary struct {
 	Name, Email         string
 	Held, Ignored, Flag []string
 	Seen                int
+	Books               domain.Books
 }
 
 func summarize(s domain.State) summary {
@@ -317,7 +318,7 @@ func summarize(s domain.State) summary {
 		s.PlacementDeadline, s.LastAt, deref(s.FullName), deref(s.Email),
 		ids(len(s.Held), func(i int) string { return s.Held[i].ID }),
 		ids(len(s.Ignored), func(i int) string { return s.Ignored[i].Event.ID }),
-		ids(len(s.Flags), func(i int) string { return s.Flags[i].EventID }), len(s.Applied)}
+		ids(len(s.Flags), func(i int) string { return s.Flags[i].EventID }), len(s.Applied), s.Books}
 }
 
 func TestPropertyOrderIndependence(t *testing.T) {
@@ -347,4 +348,203 @@ func TestPropertyOrderIndependence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// booksFor is what an order's books must hold given its money and whether
+// it was ever fulfilled. The machine fulfils only a CHARGED or
+// FULFILL_FAILED order, which nothing paid back yet, and captures only
+// before that; so before fulfilment all its money sits in deferred
+// revenue, and after it revenue holds the whole capture, the contra
+// accounts every payback and deferred revenue nothing.
+func booksFor(m domain.Totals, fulfilled bool) domain.Books {
+	var b domain.Books
+	b.Balance[domain.AccountPaymentsClearing] = m.Net
+	if !fulfilled {
+		b.Balance[domain.AccountDeferredRevenue] = -m.Net
+		return b
+	}
+	b.Recognized = true
+	b.Balance[domain.AccountRevenue] = -m.Captured
+	b.Balance[domain.AccountRefunds] = m.Refunded
+	b.Balance[domain.AccountChargebacks] = m.ChargedBack - m.Reversed
+	return b
+}
+
+// journal follows one order's postings as the fold emits them.
+type journal struct {
+	books   domain.Books           // the postings applied from nothing
+	byEntry map[domain.Entry]int64 // per entry: the movement on payments clearing (+ in, - out)
+	amounts map[domain.Entry]int64 // per entry: the debits posted
+	lines   int
+}
+
+func newJournal() *journal {
+	return &journal{byEntry: map[domain.Entry]int64{}, amounts: map[domain.Entry]int64{}}
+}
+
+func (j *journal) add(ps []domain.Posting) {
+	for _, p := range ps {
+		j.books.Balance[p.Account] += p.Signed()
+		if p.Account == domain.AccountPaymentsClearing {
+			j.byEntry[p.Entry] += p.Signed()
+		}
+		if p.Side == domain.Debit {
+			j.amounts[p.Entry] += p.Amount
+		}
+		j.lines++
+	}
+}
+
+// checkBooks: the invariants of an order's books after a step.
+func checkBooks(s domain.State, fulfilled bool, j *journal) error {
+	b, m := s.Books, s.Money
+	if b.Sum() != 0 {
+		return fmt.Errorf("books do not balance: %+v", b)
+	}
+	if b.Of(domain.AccountPaymentsClearing) != m.Net {
+		return fmt.Errorf("clearing %d, net %d", b.Of(domain.AccountPaymentsClearing), m.Net)
+	}
+	if b.Recognized != fulfilled {
+		return fmt.Errorf("recognized %v, ever fulfilled %v", b.Recognized, fulfilled)
+	}
+	if want := booksFor(m, fulfilled); b != want {
+		return fmt.Errorf("books %+v, want %+v for money %+v", b, want, m)
+	}
+	if j.books.Balance != b.Balance {
+		return fmt.Errorf("the postings add up to %+v, the books hold %+v", j.books.Balance, b.Balance)
+	}
+	got := domain.Totals{Captured: j.byEntry[domain.EntryCapture], Refunded: -j.byEntry[domain.EntryRefund],
+		ChargedBack: -j.byEntry[domain.EntryChargeback], Reversed: j.byEntry[domain.EntryReversal]}
+	got.Net = got.Captured - got.Refunded - got.ChargedBack + got.Reversed
+	if got != m {
+		return fmt.Errorf("postings by entry say %+v, money is %+v", got, m)
+	}
+	if j.byEntry[domain.EntryRecognition] != 0 || j.amounts[domain.EntryRecognition] != -b.Of(domain.AccountRevenue) {
+		return fmt.Errorf("recognition posted %d, revenue %d", j.amounts[domain.EntryRecognition], b.Of(domain.AccountRevenue))
+	}
+	return nil
+}
+
+// TestPropertyBooks folds random histories and checks every step's
+// postings (positive, on the chart, balanced overall and per entry, and
+// exactly the change of the books) and the books after it (see
+// checkBooks); over all the orders the books net to zero and the trial
+// balance's debits equal its credits.
+func TestPropertyBooks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(propertySeed, 4))
+	var all domain.Books
+	var net int64
+	orders, fulfilled, paidBack, both := 0, 0, 0, 0
+	for i := 0; i < 6000; i++ {
+		events := randomHistory(rng)
+		if i%2 == 1 {
+			events = lifelikeHistory(rng)
+		}
+		for _, r := range []domain.Rules{immediate, provider} {
+			fail := func(format string, args ...any) {
+				t.Helper()
+				t.Fatalf("seed %d, history %d, settlement %s: %s\n%s", propertySeed, i, r.RefundSettlement, fmt.Sprintf(format, args...), dump(events))
+			}
+			var s domain.State
+			j, ever := newJournal(), false
+			folder := domain.NewFolder(r, domain.State{})
+			for k, e := range events {
+				prev := s
+				var out domain.Outcome
+				s, out = domain.Evolve(r, s, e)
+				folder.Fold(e)
+				if msg := checkPostings(out.Postings); msg != "" {
+					fail("event %d: %s", k, msg)
+				}
+				if len(out.Postings) > 0 && (s.Money == prev.Money && s.Books.Recognized == prev.Books.Recognized) {
+					fail("event %d posted %+v without moving money or earning revenue", k, out.Postings)
+				}
+				if out.Disposition == domain.DispDuplicate && out.Postings != nil {
+					fail("duplicate %d posted %+v", k, out.Postings)
+				}
+				for _, tr := range out.Transitions {
+					ever = ever || tr.To == domain.StatusFulfilled
+				}
+				j.add(out.Postings)
+				if err := checkBooks(s, ever, j); err != nil {
+					fail("after event %d: %v", k, err)
+				}
+				if fb := folder.State().Books; fb != s.Books {
+					fail("after event %d: Folder.Fold books %+v, Evolve books %+v", k, fb, s.Books)
+				}
+			}
+			all = all.Add(s.Books)
+			net += s.Money.Net
+			orders++
+			if ever {
+				fulfilled++
+			}
+			if s.Money.Refunded+s.Money.ChargedBack > 0 {
+				paidBack++
+				if ever {
+					both++
+				}
+			}
+		}
+	}
+	if all.Sum() != 0 || all.Of(domain.AccountPaymentsClearing) != net {
+		t.Fatalf("%d orders: books %+v, net %d", orders, all, net)
+	}
+	var debits, credits int64
+	for _, a := range domain.Accounts() {
+		if v := all.Of(a); v > 0 {
+			debits += v
+		} else {
+			credits -= v
+		}
+	}
+	if debits != credits || debits == 0 {
+		t.Fatalf("trial balance: debits %d, credits %d", debits, credits)
+	}
+	// The histories must reach the interesting cases for this to mean much.
+	if fulfilled < orders/5 || paidBack < orders/5 || both < orders/10 {
+		t.Fatalf("of %d orders only %d fulfilled, %d paid back, %d both", orders, fulfilled, paidBack, both)
+	}
+	t.Logf("%d orders, %d fulfilled, %d paid back, %d both; books %+v", orders, fulfilled, paidBack, both, all)
+}
+
+// lifelikeHistory is an order that is checked out and charged, then gets
+// a few money facts of random amounts, delivered with some facts
+// overtaking others (so the charge releases what waited for it) and with
+// redeliveries.
+func lifelikeHistory(rng *rand.Rand) []domain.Event {
+	h := newHistory(orderA)
+	h.checkout()
+	h.charge()
+	if rng.IntN(2) == 0 {
+		h.complete()
+	}
+	amounts := []int64{0, 1, 2500, 4000, 9999, 10000}
+	for n := 1 + rng.IntN(5); n > 0; n-- {
+		switch rng.IntN(8) {
+		case 0, 1:
+			h.complete()
+		case 2:
+			h.pay(domain.FactOrderFulfillFailed, 0)
+		case 3:
+			h.pay(domain.FactOrderRefundRequested, amounts[rng.IntN(len(amounts))])
+		case 4:
+			h.pay(domain.FactPaymentRefunded, amounts[1+rng.IntN(len(amounts)-1)])
+		case 5:
+			h.pay(domain.FactPaymentChargeback, amounts[1+rng.IntN(len(amounts)-1)])
+		case 6:
+			h.pay(domain.FactPaymentChargebackReversed, amounts[1+rng.IntN(len(amounts)-1)])
+		case 7:
+			h.cancel()
+		}
+	}
+	events := slices.Clone(h.events)
+	for k := rng.IntN(3); k > 0; k-- { // a fact overtakes another
+		a, b := rng.IntN(len(events)), rng.IntN(len(events))
+		events[a], events[b] = events[b], events[a]
+	}
+	if rng.IntN(3) == 0 {
+		events = append(events, events[rng.IntN(len(events))])
+	}
+	return events
 }
