@@ -35,6 +35,8 @@ type Summary struct {
 	CreatedAt         time.Time     `json:"createdAt,omitzero"` // the checkout's time
 	// Days is Money split by the UTC day the facts moved it (domain.State.Days).
 	Days []domain.DayMove `json:"days,omitempty"`
+	// Books are the order's account balances (domain.State.Books).
+	Books domain.Books `json:"books"`
 }
 
 // Due is an order whose placement clock has run out.
@@ -112,6 +114,10 @@ type Overview struct {
 	Orders   int                   `json:"orders"`
 	ByStatus map[domain.Status]int `json:"byStatus"`
 	Money    domain.Totals         `json:"money"` // every order's totals summed
+	Books    domain.Books          `json:"books"` // every order's account balances summed
+	// BooksStale: the rows were written before they carried books, so
+	// Books is not their sum (ErrBooksStale until a replay).
+	BooksStale bool `json:"booksStale,omitempty"`
 }
 
 // OrderIndex answers the stream browser's questions from indexes the read
@@ -122,4 +128,23 @@ type OrderIndex interface {
 	// Days lists the days from..to inclusive ("2006-01-02", UTC; "" leaves
 	// that end open) on which something moved, oldest first.
 	Days(ctx context.Context, from, to string) ([]DayTotals, error)
+}
+
+// DayStatusTotals is one (day, status) cell of the books: the orders
+// checked out that day that are now in Status, and the money moved that
+// day by orders now in Status.
+type DayStatusTotals struct {
+	Day    string        `json:"day"` // 2006-01-02, UTC
+	Status domain.Status `json:"status"`
+	Orders int           `json:"orders"`
+	Money  domain.Totals `json:"money"`
+}
+
+// BooksIndex answers the period reports from an aggregate the read model
+// keeps with every write.
+type BooksIndex interface {
+	// DayStatus lists the (day, status) cells of the days from..to
+	// inclusive ("" leaves that end open), oldest day first, statuses in
+	// lifecycle order within a day.
+	DayStatus(ctx context.Context, from, to string) ([]DayStatusTotals, error)
 }

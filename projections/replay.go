@@ -705,7 +705,8 @@ func change(ctx context.Context, cur, next DiffLister, id string, had bool) (Cha
 }
 
 // differs reports whether a replay changed what the ledger says about an
-// order: its status or its money.
+// order: its status or its money. Not its books: downstream is told status
+// and money only, and every row written before the books would differ.
 func differs(a, b Summary) bool {
 	return a.Status != b.Status || a.Money != b.Money || a.Total != b.Total
 }

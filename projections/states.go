@@ -154,6 +154,7 @@ func SummaryOf(stream string, rev uint64, facts int, s domain.State) Summary {
 		LastAt:            s.LastAt,
 		CreatedAt:         s.CreatedAt,
 		Days:              s.Days,
+		Books:             s.Books,
 	}
 }
 

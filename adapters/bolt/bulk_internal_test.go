@@ -31,8 +31,13 @@ func TestBulkWritesMatchRowByRowWrites(t *testing.T) {
 			Total: int64(100 + i), Money: domain.Totals{Captured: int64(100 + i), Net: int64(100 + i)}, Facts: round + 1,
 			LastAt: at.Add(time.Duration(i) * time.Minute), CreatedAt: at.AddDate(0, 0, i%3),
 			Days: []domain.DayMove{{Day: at.AddDate(0, 0, i%3).Format(domain.DayFormat), Money: domain.Totals{Captured: int64(100 + i), Net: int64(100 + i)}}}}
+		s.Books.Balance[domain.AccountPaymentsClearing], s.Books.Balance[domain.AccountDeferredRevenue] = s.Money.Net, -s.Money.Net
+		if i%5 == 0 {
+			s.Status, s.Books.Recognized = domain.StatusFulfilled, true
+			s.Books.Balance[domain.AccountDeferredRevenue], s.Books.Balance[domain.AccountRevenue] = 0, -s.Money.Net
+		}
 		if (i+round)%2 == 0 {
-			s.Status, s.Money, s.Days = domain.StatusInit, domain.Totals{}, nil
+			s.Status, s.Money, s.Days, s.Books = domain.StatusInit, domain.Totals{}, nil, domain.Books{}
 			s.PlacementDeadline, s.PlacementAttempts = at.Add(time.Duration(i)*time.Second), round+1
 		}
 		return s
@@ -75,9 +80,14 @@ func TestBulkWritesMatchRowByRowWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 90)
 	assert.Equal(t, want, got)
+	ov, err := bulk.Overview(ctx)
+	require.NoError(t, err)
+	assert.NotZero(t, ov.Books.Of(domain.AccountRevenue), "the rows' books are summed")
+	assert.False(t, ov.BooksStale)
 	for _, q := range []func(m *ReadModel) (any, error){
 		func(m *ReadModel) (any, error) { return m.Overview(ctx) },
 		func(m *ReadModel) (any, error) { return m.Days(ctx, "", "") },
+		func(m *ReadModel) (any, error) { return m.DayStatus(ctx, "", "") },
 		func(m *ReadModel) (any, error) { return m.Due(ctx, at.Add(time.Hour), 1000) },
 		func(m *ReadModel) (any, error) {
 			return m.Orders(ctx, projections.OrderQuery{Status: domain.StatusInit, Sort: projections.SortByAmount, Limit: 100})

@@ -48,3 +48,12 @@ func TestContractParkStore(t *testing.T) {
 		projectionspec.RunParkStore(t, func(t *testing.T) projections.ParkStore { return contractSwappable(t) })
 	})
 }
+
+func TestContractBooksStore(t *testing.T) {
+	t.Run("ReadModel", func(t *testing.T) {
+		projectionspec.RunBooksStore(t, func(t *testing.T) projectionspec.BooksStore { return contractReadModel(t) })
+	})
+	t.Run("Swappable", func(t *testing.T) {
+		projectionspec.RunBooksStore(t, func(t *testing.T) projectionspec.BooksStore { return contractSwappable(t) })
+	})
+}

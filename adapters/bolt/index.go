@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -21,8 +22,11 @@ import (
 //	ix_status_id        status 0x00 id
 //	ix_status_activity  status 0x00 ^lastAt id   (newest first)
 //	ix_status_amount    status 0x00 ^total id    (largest first)
-//	ix_stats            "status" 0x00 status -> count; "money" -> totals
+//	ix_stats            "status" 0x00 status -> count; "money" -> totals;
+//	                    "books" -> account balances (5 x 8 bytes)
 //	ix_days             day (2006-01-02) -> orders checked out, totals
+//	ix_day_status       day 0x00 status -> orders checked out that day now
+//	                    in status, totals moved that day by orders now in it
 //	ix_meta             "version" -> indexVersion
 //
 // ^x is the 8-byte big-endian complement of x mapped to an unsigned order,
@@ -36,20 +40,23 @@ var (
 	bucketByStatusAmount   = []byte("ix_status_amount")
 	bucketStats            = []byte("ix_stats")
 	bucketDays             = []byte("ix_days")
+	bucketDayStatus        = []byte("ix_day_status")
 	bucketIndexMeta        = []byte("ix_meta")
 
 	// orderIndexes are the buckets of rowKeys, in its order.
 	orderIndexes = [...][]byte{bucketByStatusID, bucketByStatusActivity, bucketByStatusAmount}
-	indexBuckets = append(orderIndexes[:], bucketStats, bucketDays, bucketIndexMeta)
+	indexBuckets = append(orderIndexes[:], bucketStats, bucketDays, bucketDayStatus, bucketIndexMeta)
 
 	keyIndexVersion = []byte("version")
 	keyMoney        = []byte("money")
+	keyBooks        = []byte("books")
 	keyStatusPrefix = []byte("status\x00")
 )
 
 // indexVersion is the layout above; a file with another (or none) has its
-// indexes built again from the summaries when it is opened.
-const indexVersion = 1
+// indexes built again from the summaries when it is opened. 2: the books
+// sum and ix_day_status.
+const indexVersion = 2
 
 // indexed is what the indexes and aggregates know of a row. Decoding an
 // old row into it skips the fields nothing here needs.
@@ -60,10 +67,11 @@ type indexed struct {
 	LastAt    time.Time        `json:"lastAt"`
 	CreatedAt time.Time        `json:"createdAt"`
 	Days      []domain.DayMove `json:"days"`
+	Books     domain.Books     `json:"books"`
 }
 
 func indexedOf(s *projections.Summary) indexed {
-	return indexed{Status: s.Status, Total: s.Total, Money: s.Money, LastAt: s.LastAt, CreatedAt: s.CreatedAt, Days: s.Days}
+	return indexed{Status: s.Status, Total: s.Total, Money: s.Money, LastAt: s.LastAt, CreatedAt: s.CreatedAt, Days: s.Days, Books: s.Books}
 }
 
 // descending maps v to 8 bytes that sort the largest v first.
@@ -128,10 +136,28 @@ func keysOf(id []byte, v sortVals) rowKeys {
 	return k
 }
 
-// dayDelta is what a batch changes on one day.
+// dayDelta is what a batch changes on one day, and on each of its
+// (day, status) cells.
 type dayDelta struct {
 	orders int64
 	money  domain.Totals
+	cells  []cellDelta // a few statuses at most: a slice beats a map
+}
+
+type cellDelta struct {
+	status domain.Status
+	orders int64
+	money  domain.Totals
+}
+
+func (dd *dayDelta) cell(st domain.Status) *cellDelta {
+	for i := range dd.cells {
+		if dd.cells[i].status == st {
+			return &dd.cells[i]
+		}
+	}
+	dd.cells = append(dd.cells, cellDelta{status: st})
+	return &dd.cells[len(dd.cells)-1]
 }
 
 // indexWriter keeps the indexes in step with the rows of one transaction.
@@ -141,6 +167,7 @@ type indexWriter struct {
 	ix     [len(orderIndexes)]*bbolt.Bucket
 	status map[domain.Status]int64
 	money  domain.Totals
+	books  domain.Books
 	days   map[string]*dayDelta
 	// noKeys (a DeferIndexes file): the aggregates are kept, the order
 	// index keys left to BuildIndexes.
@@ -198,9 +225,16 @@ func (w *indexWriter) update(id []byte, old, nw *indexed) error {
 func (w *indexWriter) count(ix *indexed, sign int64) {
 	w.status[ix.Status] += sign
 	w.money = addSigned(w.money, ix.Money, sign)
+	if sign < 0 {
+		w.books = w.books.Sub(ix.Books)
+	} else {
+		w.books = w.books.Add(ix.Books)
+	}
 	for _, d := range ix.Days {
 		dd := w.day(d.Day)
 		dd.money = addSigned(dd.money, d.Money, sign)
+		c := dd.cell(ix.Status)
+		c.money = addSigned(c.money, d.Money, sign)
 	}
 	if !ix.CreatedAt.IsZero() {
 		var buf [16]byte
@@ -210,6 +244,7 @@ func (w *indexWriter) count(ix *indexed, sign int64) {
 			dd = w.day(string(d))
 		}
 		dd.orders += sign
+		dd.cell(ix.Status).orders += sign
 	}
 }
 
@@ -220,10 +255,10 @@ func addSigned(t, o domain.Totals, sign int64) domain.Totals {
 	return t.Add(o)
 }
 
-// flush writes the summed counters and day aggregates; a day left with
-// nothing is deleted, so Days lists only days on which something moved.
+// flush writes the summed counters and day aggregates; a day or cell left
+// with nothing is deleted, so Days and DayStatus list only what moved.
 func (w *indexWriter) flush() error {
-	stats, days := w.tx.Bucket(bucketStats), w.tx.Bucket(bucketDays)
+	stats := w.tx.Bucket(bucketStats)
 	for _, st := range slices.Sorted(maps.Keys(w.status)) {
 		if d := w.status[st]; d != 0 {
 			k := append(slices.Clip(keyStatusPrefix), st...)
@@ -247,25 +282,74 @@ func (w *indexWriter) flush() error {
 			return fmt.Errorf("sum money: %w", err)
 		}
 	}
+	if w.books.Balance != ([domain.NumAccounts]int64{}) {
+		if err := stats.Put(keyBooks, appendBooks(nil, decodeBooks(stats.Get(keyBooks)).Add(w.books))); err != nil {
+			return fmt.Errorf("sum books: %w", err)
+		}
+	}
+	return w.flushDays()
+}
+
+// flushDays adds the day and (day, status) deltas to what is stored.
+func (w *indexWriter) flushDays() error {
+	days, cells := w.tx.Bucket(bucketDays), w.tx.Bucket(bucketDayStatus)
+	var key []byte
 	for _, day := range slices.Sorted(maps.Keys(w.days)) {
 		d := w.days[day]
-		if (*d == dayDelta{}) {
-			continue
+		if d.orders != 0 || (d.money != domain.Totals{}) {
+			cur := decodeDay(day, days.Get([]byte(day)))
+			if err := putCell(days, []byte(day), cur.Orders+int(d.orders), cur.Money.Add(d.money)); err != nil {
+				return fmt.Errorf("day %s: %w", day, err)
+			}
 		}
-		cur := decodeDay(day, days.Get([]byte(day)))
-		cur.Orders += int(d.orders)
-		cur.Money = cur.Money.Add(d.money)
-		var err error
-		if cur.Orders == 0 && (cur.Money == domain.Totals{}) {
-			err = days.Delete([]byte(day))
-		} else {
-			err = days.Put([]byte(day), appendTotals(binary.BigEndian.AppendUint64(nil, uint64(cur.Orders)), cur.Money))
-		}
-		if err != nil {
-			return fmt.Errorf("day %s: %w", day, err)
+		slices.SortFunc(d.cells, func(a, b cellDelta) int { return strings.Compare(string(a.status), string(b.status)) })
+		for _, c := range d.cells {
+			if c.orders == 0 && (c.money == domain.Totals{}) {
+				continue
+			}
+			key = appendCellKey(key[:0], day, c.status)
+			cur := decodeDay(day, cells.Get(key))
+			if err := putCell(cells, slices.Clone(key), cur.Orders+int(c.orders), cur.Money.Add(c.money)); err != nil {
+				return fmt.Errorf("day %s status %s: %w", day, c.status, err)
+			}
 		}
 	}
 	return nil
+}
+
+// appendCellKey appends the ix_day_status key of (day, st).
+func appendCellKey(dst []byte, day string, st domain.Status) []byte {
+	return append(append(append(dst, day...), 0), st...)
+}
+
+// putCell stores a day's (or cell's) orders and totals, or deletes it
+// when nothing is left.
+func putCell(b *bbolt.Bucket, k []byte, orders int, money domain.Totals) error {
+	if orders == 0 && (money == domain.Totals{}) {
+		return b.Delete(k)
+	}
+	return b.Put(k, appendTotals(binary.BigEndian.AppendUint64(nil, uint64(orders)), money))
+}
+
+// appendBooks appends the balances, 8 bytes each (Recognized is an
+// order's, not a sum's: not kept).
+func appendBooks(b []byte, books domain.Books) []byte {
+	for _, v := range books.Balance {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	return b
+}
+
+// decodeBooks reads appendBooks' bytes; anything else is zero.
+func decodeBooks(b []byte) domain.Books {
+	var books domain.Books
+	if len(b) != 8*domain.NumAccounts {
+		return books
+	}
+	for i := range books.Balance {
+		books.Balance[i] = int64(binary.BigEndian.Uint64(b[8*i:]))
+	}
+	return books
 }
 
 func appendTotals(b []byte, t domain.Totals) []byte {

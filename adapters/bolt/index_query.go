@@ -293,6 +293,8 @@ func (r *ReadModel) Overview(ctx context.Context) (projections.Overview, error) 
 			o.Orders += n
 		}
 		o.Money = decodeTotals(stats.Get(keyMoney))
+		o.Books = decodeBooks(stats.Get(keyBooks))
+		o.BooksStale = !hasBooks(tx)
 		return nil
 	})
 	if err != nil {

@@ -101,10 +101,13 @@ func OpenReadModelWith(path string, opts ReadModelOptions) (*ReadModel, error) {
 		return nil, fmt.Errorf("open read model %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketCheckpoints, bucketSummaries, bucketDue, bucketDueKey, bucketParked} {
+		for _, b := range [][]byte{bucketCheckpoints, bucketSummaries, bucketDue, bucketDueKey, bucketParked, bucketModelMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if err := markBooksIfEmpty(tx); err != nil {
+			return err
 		}
 		if opts.DeferIndexes {
 			// No version mark until BuildIndexes: a file left unbuilt is

@@ -26,13 +26,19 @@ import (
 //	     uvarint placement attempts, time placement deadline,
 //	     uvarint held, ignored, flags, facts,
 //	     time last at, time created at,
-//	     uvarint days, then per day: str day, 5 varint totals
+//	     uvarint days, then per day: str day, 5 varint totals,
+//	     [5 varint account balances]          (rowBooks)
 //
 // str is uvarint length + bytes; time is varint Unix seconds + uvarint
-// nanoseconds (the zero time included), read back in UTC.
+// nanoseconds (the zero time included), read back in UTC. Rows written
+// before the books have neither books flag and read back with zero books
+// (the read model's books marker says whether to trust them, index_books.go);
+// zero books are not written either.
 const (
-	rowCompact   = 0x01
-	rowOwnStream = 1 << 0
+	rowCompact    = 0x01
+	rowOwnStream  = 1 << 0
+	rowBooks      = 1 << 1 // the account balances follow the days
+	rowRecognized = 1 << 2 // Books.Recognized
 )
 
 var errRow = errors.New("corrupt summary row")
@@ -44,6 +50,13 @@ func appendSummaryRow(dst []byte, s *projections.Summary) []byte {
 	var flags uint64
 	if own {
 		flags |= rowOwnStream
+	}
+	hasBalances := s.Books.Balance != [domain.NumAccounts]int64{}
+	if hasBalances {
+		flags |= rowBooks
+	}
+	if s.Books.Recognized {
+		flags |= rowRecognized
 	}
 	dst = binary.AppendUvarint(dst, flags)
 	dst = appendStr(dst, s.OrderID)
@@ -67,6 +80,11 @@ func appendSummaryRow(dst []byte, s *projections.Summary) []byte {
 	for _, d := range s.Days {
 		dst = appendStr(dst, d.Day)
 		dst = appendRowTotals(dst, d.Money)
+	}
+	if hasBalances {
+		for _, v := range s.Books.Balance {
+			dst = binary.AppendVarint(dst, v)
+		}
 	}
 	return dst
 }
@@ -126,6 +144,7 @@ func decodeRow(b []byte, s *projections.Summary) error {
 			s.Days[i] = domain.DayMove{Day: r.str(), Money: r.totals()}
 		}
 	}
+	s.Books = r.books(flags)
 	if !r.Done() {
 		return errRow
 	}
@@ -186,6 +205,7 @@ func rowIndexVals(b []byte, v *rowIndex, names map[string]string) error {
 		}
 		v.ix.Days = append(v.ix.Days, domain.DayMove{Day: name, Money: r.totals()})
 	}
+	v.ix.Books = r.books(flags)
 	if !r.Done() {
 		return errRow
 	}
@@ -245,6 +265,17 @@ func (r *rowReader) status() domain.Status {
 
 func (r *rowReader) totals() domain.Totals {
 	return domain.Totals{Captured: r.Varint(), Refunded: r.Varint(), ChargedBack: r.Varint(), Reversed: r.Varint(), Net: r.Varint()}
+}
+
+// books reads the account balances the flags say follow, if any.
+func (r *rowReader) books(flags uint64) domain.Books {
+	b := domain.Books{Recognized: flags&rowRecognized != 0}
+	if flags&rowBooks != 0 {
+		for i := range b.Balance {
+			b.Balance[i] = r.Varint()
+		}
+	}
+	return b
 }
 
 func (r *rowReader) time() time.Time {

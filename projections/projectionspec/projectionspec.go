@@ -1,5 +1,6 @@
 // Package projectionspec is the contract suite of the projections' storage
-// ports, [projections.CheckpointStore] and [projections.ParkStore]. Every
+// ports, [projections.CheckpointStore], [projections.ParkStore] and the
+// books of a read model ([BooksStore]). Every
 // implementation runs it from its own tests:
 //
 //	func TestContract(t *testing.T) {
