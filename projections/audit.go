@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/bookworm-ledger/ledger/domain"
@@ -26,10 +25,13 @@ type AuditEntry struct {
 	StatusAfter   domain.Status      `json:"statusAfter"`
 	Delta         domain.Totals      `json:"delta"`
 	Totals        domain.Totals      `json:"totals"`
-	Flags         []string           `json:"flags,omitempty"`
-	Transitions   []AuditTransition  `json:"transitions,omitempty"`
-	Outbound      []AuditOutbound    `json:"outbound,omitempty"`
-	Error         string             `json:"error,omitempty"` // the stored fact could not be decoded
+	// Postings are the fact's journal entry (domain.Outcome.Postings):
+	// balanced, debits equal credits.
+	Postings    []domain.Posting  `json:"postings,omitempty"`
+	Flags       []string          `json:"flags,omitempty"`
+	Transitions []AuditTransition `json:"transitions,omitempty"`
+	Outbound    []AuditOutbound   `json:"outbound,omitempty"`
+	Error       string            `json:"error,omitempty"` // the stored fact could not be decoded
 }
 
 // AuditTransition is a status change a fact caused.
@@ -55,8 +57,11 @@ type AuditReport struct {
 	Stream  string       `json:"stream"`
 	Entries []AuditEntry `json:"entries"`
 	Final   Summary      `json:"final"`
-	Held    []AuditNote  `json:"held,omitempty"`
-	Ignored []AuditNote  `json:"ignored,omitempty"`
+	// AsOf: only the facts recorded at or before it were folded (zero:
+	// every fact; see AuditAsOf).
+	AsOf    time.Time   `json:"asOf,omitzero"`
+	Held    []AuditNote `json:"held,omitempty"`
+	Ignored []AuditNote `json:"ignored,omitempty"`
 	// Parked are the order's lanes the lifecycle publisher set aside.
 	// Audit reads only the log: the caller fills it (ParkedOf).
 	Parked []Parked `json:"parked,omitempty"`
@@ -72,12 +77,7 @@ type AuditNote struct {
 
 // Audit folds an order's stream fact by fact and reports each step.
 func Audit(ctx context.Context, log domain.EventLog, rules domain.Rules, out domain.OutboundConfig, orderID string) (AuditReport, error) {
-	stream := domain.StreamName(orderID)
-	evs, err := log.ReadStream(ctx, stream, 0, domain.Forwards, 0)
-	if err != nil {
-		return AuditReport{}, fmt.Errorf("audit %s: %w", stream, err)
-	}
-	return AuditEvents(rules, out, stream, evs), nil
+	return AuditAsOf(ctx, log, rules, out, orderID, time.Time{})
 }
 
 // AuditEvents is Audit over events already read.
@@ -104,6 +104,7 @@ func AuditEvents(rules domain.Rules, out domain.OutboundConfig, stream string, e
 		before := s.Money
 		next, oc := domain.Evolve(rules, s, ev)
 		en.Disposition, en.Reason = oc.Disposition, oc.Reason
+		en.Postings = oc.Postings
 		en.StatusAfter, en.Totals = next.Status, next.Money
 		en.Delta = domain.Totals{
 			Captured:    next.Money.Captured - before.Captured,

@@ -343,6 +343,10 @@ func (s *Server) order(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.URL.Query().Has("as_of") {
+		s.orderAsOf(w, r, id)
+		return
+	}
 	sum, found, err := s.deps.Orders.Summary(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
@@ -360,7 +364,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rep, err := s.deps.Audit(r.Context(), id)
+	rep, err := s.auditOf(r, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -376,7 +380,7 @@ func (s *Server) timeline(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rep, err := s.deps.Audit(r.Context(), id)
+	rep, err := s.auditOf(r, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return

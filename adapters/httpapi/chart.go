@@ -211,17 +211,23 @@ func (c *chart) yAxis() {
 	if c.hi == c.lo {
 		c.hi = c.lo + step
 	}
-	c.b.WriteString(`<g class="y-axis">`)
-	for v := c.lo; v <= c.hi; v += step {
-		yy := c.y(v)
+	yGrid(&c.b, c.lo, c.hi, step, c.y, c.cur.Decimals)
+}
+
+// yGrid draws the y axis's lines and money labels from lo to hi, every
+// step; the zero line darker. Both charts share it.
+func yGrid(b *strings.Builder, lo, hi, step int64, y func(int64) float64, decimals int) {
+	b.WriteString(`<g class="y-axis">`)
+	for v := lo; v <= hi; v += step {
+		yy := y(v)
 		stroke := "#e3e7ec"
 		if v == 0 {
 			stroke = "#9aa5b1"
 		}
-		fmt.Fprintf(&c.b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, plotLeft, yy, plotRight, yy, stroke)
-		fmt.Fprintf(&c.b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5f6b7a">%s</text>`, plotLeft-8, yy+4, esc(formatMoney(v, c.cur.Decimals)))
+		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`, plotLeft, yy, plotRight, yy, stroke)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" fill="#5f6b7a">%s</text>`, plotLeft-8, yy+4, esc(formatMoney(v, decimals)))
 	}
-	c.b.WriteString(`</g>`)
+	b.WriteString(`</g>`)
 }
 
 // statusBand draws runs of equal status, labelled where the name fits.

@@ -453,3 +453,47 @@ func (s *Server) parkedSection(ctx context.Context) parkedSection {
 	b := newParkedBody(lanes)
 	return parkedSection{section: sec, Orders: b.Orders, Lanes: b.Lanes}
 }
+
+// asOfParam reads ?as_of= (projections.ParseAsOf): an RFC 3339 time or a
+// date (the end of that UTC day); zero when absent.
+func asOfParam(r *http.Request) (time.Time, error) {
+	t, err := projections.ParseAsOf(r.URL.Query().Get("as_of"))
+	if err != nil {
+		return t, badRequest("as_of: " + err.Error())
+	}
+	return t, nil
+}
+
+// auditOf is the order's audit, as of ?as_of= when given.
+func (s *Server) auditOf(r *http.Request, id string) (projections.AuditReport, error) {
+	asOf, err := asOfParam(r)
+	if err != nil {
+		return projections.AuditReport{}, err
+	}
+	return s.deps.Audit(r.Context(), id, asOf)
+}
+
+// summaryAsOf is an order's row as the facts recorded by AsOf make it.
+type summaryAsOf struct {
+	projections.Summary
+	AsOf time.Time `json:"asOf"`
+}
+
+// orderAsOf answers /api/orders/{id}?as_of=: the row folded from the
+// facts recorded by then, not the read model's (which has them all).
+func (s *Server) orderAsOf(w http.ResponseWriter, r *http.Request, id string) {
+	asOf, err := asOfParam(r)
+	if err == nil && asOf.IsZero() {
+		err = badRequest("as_of: want a moment; leave the parameter out for the read model's row")
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, err := s.deps.Audit(r.Context(), id, asOf)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, summaryAsOf{Summary: rep.Final, AsOf: asOf})
+}

@@ -35,7 +35,9 @@ type Note struct {
 type Deps struct {
 	Log    domain.EventLog       // read only: ReadStream, ReadAll, ListStreams, Subscribe, Head
 	Orders projections.ReadModel // read on every request: a replay may swap its rows
-	Audit  func(ctx context.Context, orderID string) (projections.AuditReport, error)
+	// Audit folds an order's facts: those recorded at or before asOf, or
+	// every one when asOf is zero (projections.AuditAsOf).
+	Audit func(ctx context.Context, orderID string, asOf time.Time) (projections.AuditReport, error)
 	// Replay rebuilds the read model; nil answers 501.
 	Replay  func(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error)
 	Ready   []Check
@@ -71,6 +73,9 @@ type Deps struct {
 	// Role says which instance this is and whether it leads (publishes);
 	// /api/info shows it. nil: not shown.
 	Role func() projections.LeaderStatus
+	// Rules fold the facts for the books as of a moment (?as_of=, from
+	// Log); zero fields are the defaults, the currency the server's.
+	Rules domain.Rules
 }
 
 func (d Deps) validate() error {
@@ -229,6 +234,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/parked", s.listParked)
 	mux.HandleFunc("POST /api/admin/parked/retry", s.retryParked)
 	mux.HandleFunc("GET /api/deadletters", s.listDeadLetters)
+	mux.HandleFunc("GET /api/books/verify", s.verify)
+	mux.HandleFunc("GET /api/books/trial-balance", s.trialBalance) // ?as_of=
+	mux.HandleFunc("GET /api/books/report", s.booksReport)         // ?from=&to=&by=day|month&as_of=&format=json|csv
+	mux.HandleFunc("GET /api/books/chart.svg", s.booksChart)       // the report's periods drawn
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

@@ -31,7 +31,7 @@ type untouchedModel struct{ projections.ReadModel }
 
 const testToken = "0123456789abcdef-test-token"
 
-func noAudit(context.Context, string) (projections.AuditReport, error) {
+func noAudit(context.Context, string, time.Time) (projections.AuditReport, error) {
 	panic("audit must not be reached")
 }
 
@@ -293,7 +293,7 @@ func TestParseOrderID(t *testing.T) {
 func TestAuditErrors(t *testing.T) {
 	id := "3f2c6a8e-1d4b-4c1e-9a7f-0b5e2d8c9a10"
 	var asked []string
-	s := newTestServer(t, Config{}, Deps{Audit: func(_ context.Context, orderID string) (projections.AuditReport, error) {
+	s := newTestServer(t, Config{}, Deps{Audit: func(_ context.Context, orderID string, _ time.Time) (projections.AuditReport, error) {
 		asked = append(asked, orderID)
 		if orderID == id {
 			return projections.AuditReport{}, fmt.Errorf("audit order-%s: %w", orderID, domain.ErrStreamNotFound)
@@ -313,7 +313,7 @@ func TestAuditErrors(t *testing.T) {
 
 func TestTimelineEndpoint(t *testing.T) {
 	rep := sampleReport()
-	s := newTestServer(t, Config{Currency: domain.Currency{Code: "EUR", Decimals: 2}}, Deps{Audit: func(_ context.Context, orderID string) (projections.AuditReport, error) {
+	s := newTestServer(t, Config{Currency: domain.Currency{Code: "EUR", Decimals: 2}}, Deps{Audit: func(_ context.Context, orderID string, _ time.Time) (projections.AuditReport, error) {
 		r := rep
 		r.OrderID = orderID
 		return r, nil

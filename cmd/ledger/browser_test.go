@@ -75,8 +75,8 @@ func startWebEnv(t *testing.T) *webEnv {
 		ReadTimeout: 500 * time.Millisecond}, httpapi.Deps{
 		Log:    store,
 		Orders: rm,
-		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {
-			return projections.Audit(ctx, store, rules, out, id)
+		Audit: func(ctx context.Context, id string, asOf time.Time) (projections.AuditReport, error) {
+			return projections.AuditAsOf(ctx, store, rules, out, id, asOf)
 		},
 		Replay: func(ctx context.Context, dryRun, restate bool) (projections.ReplayResult, error) {
 			if !dryRun || restate {
@@ -100,6 +100,7 @@ func startWebEnv(t *testing.T) *webEnv {
 		// The read model's own indexes, as serve wires them; Lag is left
 		// to the server (the read model's checkpoint against the head).
 		Index: rm,
+		Rules: rules,
 		Clock: func() time.Time { return browserToday },
 	}, logger.Named("http"))
 	require.NoError(t, err)

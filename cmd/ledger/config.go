@@ -22,6 +22,7 @@ import (
 	"github.com/bookworm-ledger/ledger/adapters/httpapi"
 	"github.com/bookworm-ledger/ledger/adapters/rabbitmq"
 	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
 )
 
 // Config is everything the service can be told. It is read from a file
@@ -106,6 +107,13 @@ type Config struct {
 		CheckpointEvery time.Duration `mapstructure:"checkpoint_every" min:"10ms"`
 	} `mapstructure:"leader"`
 
+	// Seal: how often serve seals the log for `ledger verify`
+	// (projections.Sealer); every 0 turns it off.
+	Seal struct {
+		Every    time.Duration `mapstructure:"every" min:"1s" zero:"ok"`
+		MaxFacts int           `mapstructure:"max_facts" min:"1"` // events per seal
+	} `mapstructure:"seal"`
+
 	Log struct {
 		Level  string `mapstructure:"level"`
 		Format string `mapstructure:"format"` // console | json
@@ -182,6 +190,8 @@ func setDefaults(v *viper.Viper) {
 	v.SetDefault("leader.lease", rabbitmq.DefaultLeaseTTL)
 	v.SetDefault("leader.takeover", rabbitmq.DefaultLeaseTakeover)
 	v.SetDefault("leader.checkpoint_every", defaultCheckpointEvery)
+	v.SetDefault("seal.every", projections.DefaultSealEvery)
+	v.SetDefault("seal.max_facts", projections.DefaultSealMaxFacts)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "console")
 }
@@ -340,6 +350,7 @@ func (c Config) Validate() error {
 	// The currency is the rules' setting: reported there, not twice.
 	errs = append(errs, section("accelbyte", without(c.outbound().Validate(), domain.ErrInvalidCurrency)))
 	errs = append(errs, c.validateLeader())
+	errs = append(errs, section("seal", c.sealer(nil).Validate()))
 	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("log.level %q: use debug, info, warn or error", c.Log.Level))
 	}

@@ -60,6 +60,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	root.AddCommand(a.serveCmd(), a.versionCmd(), a.simulateCmd(), a.replayCmd(), a.auditCmd(), a.streamsCmd())
 	root.AddCommand(a.parkedCmd())
 	root.AddCommand(a.deadlettersCmd())
+	root.AddCommand(a.verifyCmd())
+	root.AddCommand(a.booksCmd())
 	return root.ExecuteContext(ctx)
 }
 

@@ -142,10 +142,10 @@ func (s *service) httpDeps() httpapi.Deps {
 	d := httpapi.Deps{
 		Log:    s.store,
 		Orders: s.rm,
-		Audit: func(ctx context.Context, id string) (projections.AuditReport, error) {
-			rep, err := projections.Audit(ctx, s.store, rules, out, id)
-			if err != nil {
-				return rep, err
+		Audit: func(ctx context.Context, id string, asOf time.Time) (projections.AuditReport, error) {
+			rep, err := projections.AuditAsOf(ctx, s.store, rules, out, id, asOf)
+			if err != nil || !asOf.IsZero() {
+				return rep, err // the parked lanes are now's, not as of then
 			}
 			if rep.Parked, err = projections.ParkedOf(ctx, s.rm, id); err != nil {
 				return rep, err
@@ -163,6 +163,7 @@ func (s *service) httpDeps() httpapi.Deps {
 		d.Parked, d.RetryParked = s.lifecycle.Parked, s.lifecycle.RetryParked
 	}
 	d.Index, d.Lag, d.DeadLetterDepth = s.rm, s.lags, s.deadLetterDepth
+	d.Rules = rules // the books as of a moment fold with them
 	return d
 }
 
@@ -284,6 +285,9 @@ func (s *service) Run(ctx context.Context) error {
 	}
 	part("lag", s.watchLag)
 	part("memory", s.releaseMemory)
+	if c.Seal.Every > 0 {
+		part("seal", s.sealer().Run) // verify.go
+	}
 	s.logger.Info("ledger serving", zap.String("instance", s.instance), zap.String("store", c.Store), zap.String("http", s.addr),
 		zap.String("profile", c.Profile), zap.String("election", c.Leader.Election))
 	err = g.Wait()

@@ -187,13 +187,15 @@ func remoteReplay(ctx context.Context, api apiClient, dryRun, restate bool) (pro
 
 func (a *app) auditCmd() *cobra.Command {
 	var asJSON, wide bool
-	var server string
+	var server, asOfFlag string
 	cmd := &cobra.Command{
 		Use:   "audit <orderId>",
 		Short: "Show an order's full financial history",
 		Long: `Show an order's facts, what each did to its status and money, and the
 messages each caused. The table fits 120 columns (ids shortened); --wide
-shows everything, --json is for machines.`,
+shows everything, --json is for machines. --as-of TIME shows what the
+ledger knew then: only the facts recorded by TIME (RFC 3339, or a date for
+the end of that UTC day), folded with today's rules.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, logger, err := a.toolSetup(cmd)
@@ -203,6 +205,14 @@ shows everything, --json is for machines.`,
 			defer logger.Sync()
 			ctx := cmd.Context()
 			id := strings.ToLower(args[0])
+			asOf, err := projections.ParseAsOf(asOfFlag)
+			if err != nil {
+				return fmt.Errorf("--as-of: %w", err)
+			}
+			missing := fmt.Errorf("order %s: no facts stored", id)
+			if !asOf.IsZero() {
+				missing = fmt.Errorf("order %s: no facts recorded by %s", id, asOf.Format(time.RFC3339Nano))
+			}
 			var rep projections.AuditReport
 			err = a.route(ctx, c, server, func() error {
 				store, err := openStore(ctx, c, logger)
@@ -210,22 +220,26 @@ shows everything, --json is for machines.`,
 					return err
 				}
 				defer store.Close()
-				rep, err = projections.Audit(ctx, store, c.rules(), c.outbound(), id)
+				rep, err = projections.AuditAsOf(ctx, store, c.rules(), c.outbound(), id, asOf)
 				if errors.Is(err, domain.ErrStreamNotFound) {
-					return fmt.Errorf("order %s: no facts stored", id)
+					return missing
 				}
-				if err != nil {
-					return err
+				if err != nil || !asOf.IsZero() {
+					return err // the parked lanes are now's, not as of then
 				}
 				if rep.Parked, err = localParked(ctx, c, id); err != nil {
 					logger.Warn("cannot read the parked lanes", zap.Error(err))
 				}
 				return nil
 			}, func(base string) error {
-				err := apiClient{base: base}.getJSON(ctx, "/api/orders/"+url.PathEscape(id)+"/audit", nil, &rep)
+				var q url.Values
+				if !asOf.IsZero() {
+					q = url.Values{"as_of": {asOf.Format(time.RFC3339Nano)}}
+				}
+				err := apiClient{base: base}.getJSON(ctx, "/api/orders/"+url.PathEscape(id)+"/audit", q, &rep)
 				var ae *apiError
 				if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
-					return fmt.Errorf("order %s: no facts stored", id)
+					return missing
 				}
 				return err
 			})
@@ -243,6 +257,7 @@ shows everything, --json is for machines.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for machines")
 	cmd.Flags().BoolVar(&wide, "wide", false, "one wide table with every column and whole ids")
+	cmd.Flags().StringVar(&asOfFlag, "as-of", "", "only the facts recorded by this time (RFC 3339, or 2006-01-02: the end of that UTC day)")
 	serverFlags(cmd.Flags(), &server, nil)
 	return cmd
 }
@@ -287,8 +302,36 @@ func writeAuditTable(out io.Writer, rep projections.AuditReport, cur domain.Curr
 	if err := mt.render(out, auditWidth); err != nil {
 		return err
 	}
+	if err := writeAuditJournal(out, rep, cur); err != nil {
+		return err
+	}
 	writeAuditNotes(out, rep, auditWidth)
 	return nil
+}
+
+// writeAuditJournal prints each fact's journal entry, a posting a line,
+// when any fact moved money.
+func writeAuditJournal(out io.Writer, rep projections.AuditReport, cur domain.Currency) error {
+	jt := &textTable{cols: []column{{head: "REV", right: true}, {head: "FACT", min: 14}, {head: "ENTRY"}, {head: "ACCOUNT"},
+		{head: "DEBIT", right: true}, {head: "CREDIT", right: true}}}
+	for _, e := range rep.Entries {
+		for i, p := range e.Postings {
+			rev, fact := "", ""
+			if i == 0 {
+				rev, fact = strconv.FormatUint(e.Revision, 10), factName(e.Type)
+			}
+			dr, cr := fmtMoney(p.Amount, cur), ""
+			if p.Side == domain.Credit {
+				dr, cr = "", dr
+			}
+			jt.row(rev, fact, p.Entry.String(), p.Account.Code()+" "+p.Account.Name(), dr, cr)
+		}
+	}
+	if len(jt.rows) == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "\njournal (%s): each fact's postings; debits equal credits\n", cur.Code)
+	return jt.render(out, auditWidth)
 }
 
 // writeAuditWide prints everything in one table, whole ids and times.
@@ -318,6 +361,9 @@ func writeAuditWide(out io.Writer, rep projections.AuditReport, cur domain.Curre
 		for _, f := range e.Flags {
 			t.line(3, "! "+f)
 		}
+		for _, p := range e.Postings {
+			t.line(3, fmt.Sprintf("  %s %-6s %s %s %s", p.Entry, p.Side, p.Account.Code(), p.Account.Name(), money(p.Amount)))
+		}
 		for _, tr := range e.Transitions {
 			t.line(3, fmt.Sprintf("  %s → %s: %s (caused by event %s)", orDash(string(tr.From)), tr.To, orDash(tr.Reason), tr.Cause))
 		}
@@ -332,6 +378,10 @@ func writeAuditWide(out io.Writer, rep projections.AuditReport, cur domain.Curre
 func writeAuditHead(out io.Writer, rep projections.AuditReport, cur domain.Currency, width int) {
 	money := func(v int64) string { return fmtMoney(v, cur) }
 	fmt.Fprintln(out, fit(fmt.Sprintf("order %s  (stream %s)", rep.OrderID, rep.Stream), width))
+	if !rep.AsOf.IsZero() {
+		fmt.Fprintln(out, fit(fmt.Sprintf("as of %s: the facts recorded by then, folded with today's rules",
+			rep.AsOf.UTC().Format(time.RFC3339Nano)), width))
+	}
 	m := rep.Final.Money
 	fmt.Fprintln(out, fit(fmt.Sprintf("status %s  captured %s  refunded %s  charged back %s  reversed %s  net %s %s",
 		rep.Final.Status, money(m.Captured), money(m.Refunded), money(m.ChargedBack), money(m.Reversed), money(m.Net), cur.Code), width))

@@ -539,6 +539,16 @@
       h('tbody', {}, h('tr', {}, MONEY.map(([k]) => h('td', {}, f(k))))));
   }
 
+  // postingsTable is a fact's journal entry: each posting on its side.
+  function postingsTable(ps) {
+    return h('table', { class: 'money postings' }, h('caption', {}, 'journal entry'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', class: 'account' }, 'account'), h('th', { scope: 'col' }, 'debit'), h('th', { scope: 'col' }, 'credit'))),
+      h('tbody', {}, ps.map((p) => h('tr', { class: 'posting', 'data-account': p.account, 'data-side': p.side },
+        h('td', { class: 'account' }, h('code', {}, p.account)),
+        h('td', {}, p.side === 'debit' ? money(p.amount) : ''),
+        h('td', {}, p.side === 'credit' ? money(p.amount) : '')))));
+  }
+
   function isZero(t) {
     return !t || MONEY.every(([k]) => !moneyField(t, k));
   }
@@ -565,6 +575,7 @@
     }
     if (!isZero(e.delta)) li.append(moneyTable(e.delta, 'change'));
     li.append(moneyTable(e.totals, 'totals after'));
+    if (e.postings && e.postings.length) li.append(postingsTable(e.postings));
     if (e.flags && e.flags.length) {
       li.append(h('ul', { class: 'flags' }, e.flags.map((f) => h('li', {}, '⚑ ', f))));
     }
@@ -585,9 +596,19 @@
     return li;
   }
 
-  async function loadChart(id, box) {
-    const r = await fetch('/api/orders/' + encodeURIComponent(id) + '/timeline.svg');
-    if (!r.ok) throw new HttpError(r.status, r.statusText);
+  async function loadChart(id, box, query) {
+    return loadSVG('/api/orders/' + encodeURIComponent(id) + '/timeline.svg' + (query || ''), box);
+  }
+
+  // loadSVG puts the server's picture into box as SVG, not as an image, so
+  // its hover titles work and tests can read it.
+  async function loadSVG(url, box) {
+    const r = await fetch(url);
+    if (!r.ok) {
+      let msg = r.statusText;
+      try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+      throw new HttpError(r.status, msg);
+    }
     const doc = new DOMParser().parseFromString(await r.text(), 'image/svg+xml');
     const svg = doc.documentElement;
     if (svg.nodeName !== 'svg' || doc.getElementsByTagName('parsererror').length) throw new Error('the chart is not valid SVG');
@@ -633,16 +654,70 @@
         h('a', { href: ordersHref({ sort: 'activity' }) }, 'Recently active orders')));
   }
 
-  async function renderOrder(id) {
+  // asOfForm picks the moment a page shows the ledger as of; empty
+  // shows it now. href(value) is where a value leads.
+  function asOfForm(asOf, href, what) {
+    const input = h('input', { id: 'asof-input', name: 'as_of', value: asOf, maxlength: 40, spellcheck: 'false', autocomplete: 'off',
+      placeholder: 'e.g. 2025-11-20 or 2025-11-20T15:04:05Z', 'aria-describedby': 'asof-help' });
+    const form = h('form', { id: 'asof-form', class: 'filters asof-form', method: 'get', action: href('') },
+      h('div', { class: 'field' }, h('label', { for: 'asof-input' }, 'As of'), input),
+      h('div', { class: 'field' }, h('button', { class: 'button', type: 'submit', id: 'asof-apply' }, 'Show as of then')),
+      asOf ? h('div', { class: 'field' }, h('a', { href: href(''), id: 'asof-clear' }, 'Show now')) : null,
+      h('p', { id: 'asof-help', class: 'muted small asof-help' }, `${what} as the ledger knew it then: only the facts recorded by that time `,
+        '(a date alone means the end of that UTC day), folded with today\'s rules.'));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      window.location.assign(href(input.value.trim()));
+    });
+    return form;
+  }
+
+  function orderAsOfHref(id, asOf) {
+    return orderHref(id) + (asOf ? '?' + new URLSearchParams({ as_of: asOf }) : '');
+  }
+
+  // thenAndNow sets the order as of a moment beside the order now.
+  function thenAndNow(asOf, then, now) {
+    const row = (key, label, s) => h('tr', { 'data-when': key },
+      h('th', { scope: 'row' }, label),
+      h('td', {}, s ? statusChip(s.status) : '–'),
+      MONEY.map(([k]) => h('td', { class: 'num', 'data-field': k }, s ? money(moneyField(s.money, k)) : '–')),
+      h('td', { class: 'num', 'data-field': 'facts' }, s ? s.facts : '–'));
+    return h('table', { id: 'asof-compare', class: 'grid money-overview' },
+      h('caption', { class: 'muted small' }, `As reported then and as the ledger has it now, in ${info.currency.code}.`),
+      h('thead', {}, h('tr', {}, h('td', {}), th('Status'), MONEY.map(([, label]) => th(label, 'num')), th('Facts', 'num'))),
+      h('tbody', {}, row('then', 'As of ' + asOf, then), row('now', 'Now', now)));
+  }
+
+  async function renderOrder(id, params) {
     setTitle('Order ' + id);
     const stream = 'order-' + id;
-    const auditURL = '/api/orders/' + encodeURIComponent(id) + '/audit';
-    const summaryURL = '/api/orders/' + encodeURIComponent(id);
-    const [first, firstSum] = await Promise.allSettled([getJSON(auditURL), getJSON(summaryURL)]);
+    const asOf = ((params && params.get('as_of')) || '').trim();
+    const asOfQ = asOf ? '?' + new URLSearchParams({ as_of: asOf }) : '';
+    const auditURL = '/api/orders/' + encodeURIComponent(id) + '/audit' + asOfQ;
+    const summaryURL = '/api/orders/' + encodeURIComponent(id) + asOfQ;
+    const nowURL = '/api/orders/' + encodeURIComponent(id);
+    const [first, firstSum, firstNow] = await Promise.allSettled([getJSON(auditURL), getJSON(summaryURL), asOf ? getJSON(nowURL) : null]);
+    if (asOf && first.status === 'rejected' && first.reason instanceof HttpError && first.reason.status === 400) {
+      setTitle('Not a moment');
+      notice('asof-bad', 'Not a moment', h('p', { class: 'error' }, first.reason.message),
+        asOfForm('', (v) => orderAsOfHref(id, v), 'The order'), h('p', {}, h('a', { href: orderHref(id) }, 'The order now')));
+      return undefined;
+    }
+    if (asOf && first.status === 'rejected' && is404(first.reason)) {
+      setTitle('Order ' + id + ' as of ' + asOf);
+      notice('asof-none', 'No facts of order ' + id + ' by ' + asOf,
+        h('p', {}, 'The ledger had recorded no fact of this order by then.'),
+        asOfForm(asOf, (v) => orderAsOfHref(id, v), 'The order'),
+        h('p', {}, h('a', { href: orderHref(id), id: 'asof-now' }, 'The order now')));
+      return undefined;
+    }
     if (first.status === 'rejected' && is404(first.reason) && firstSum.status === 'rejected') {
       renderMissingOrder(id);
       return undefined;
     }
+    // As of a moment, the events shown are the ones the audit folded.
+    const folded = asOf && first.status === 'fulfilled' ? new Set(first.value.entries.map((e) => e.revision)) : null;
 
     const summaryBox = h('div', { id: 'order-summary', class: 'cards' });
     const chartBox = h('div', { id: 'money-chart', class: 'chart' }, h('p', { class: 'muted' }, 'Loading chart…'));
@@ -650,6 +725,18 @@
     const notes = h('div', { id: 'audit-notes' });
     const events = h('div', { id: 'order-events', class: 'events' });
     const parkedBox = h('div', { id: 'parked-banner', class: 'parked-banner', hidden: true });
+    let asOfBox = null;
+    if (asOf) {
+      const then = firstSum.status === 'fulfilled' ? firstSum.value : null;
+      const now = firstNow.status === 'fulfilled' ? firstNow.value : null;
+      const later = then && now ? Math.max(0, now.facts - then.facts) : null;
+      asOfBox = h('section', { id: 'asof-banner', class: 'asof-banner', 'aria-labelledby': 'h-asof', 'data-as-of': then ? then.asOf : asOf },
+        h('h2', { id: 'h-asof' }, 'As of ', h('time', { datetime: then ? then.asOf : '' }, then ? when(then.asOf) : asOf)),
+        h('p', {}, then ? `${then.facts} fact${then.facts === 1 ? '' : 's'} recorded by then` : 'The facts recorded by then',
+          later === null ? '' : later === 0 ? '; none since.' : `; ${later} recorded since ${later === 1 ? 'is' : 'are'} left out.`,
+          ' ', h('a', { href: orderHref(id), id: 'asof-now' }, 'The order now')),
+        thenAndNow(asOf, then, now));
+    }
     view().replaceChildren(
       h('h1', {}, 'Order ', h('code', { id: 'order-id' }, id)),
       parkedBox,
@@ -657,7 +744,9 @@
         h('a', { href: streamHref(stream), id: 'to-stream' }, 'Stream ' + stream + ': every event'),
         h('a', { href: auditURL }, 'Audit JSON'),
         h('a', { href: summaryURL }, 'Summary JSON'),
-        h('a', { href: '/api/orders/' + encodeURIComponent(id) + '/timeline.svg' }, 'Chart SVG')),
+        h('a', { href: '/api/orders/' + encodeURIComponent(id) + '/timeline.svg' + asOfQ }, 'Chart SVG')),
+      asOfForm(asOf, (v) => orderAsOfHref(id, v), 'The order'),
+      asOfBox,
       h('section', { 'aria-labelledby': 'h-summary' }, h('h2', { id: 'h-summary', class: 'visually-hidden' }, 'Summary'), summaryBox),
       h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Money over the facts'),
         h('p', { class: 'muted small' }, 'Step lines: each value holds until the next fact. Lines with equal values run side by side; the legend gives the final figures.'),
@@ -726,13 +815,14 @@
     }
 
     async function chart() {
-      try { await loadChart(id, chartBox); } catch (e) { showError(chartBox, e); }
+      try { await loadChart(id, chartBox, asOfQ); } catch (e) { showError(chartBox, e); }
     }
 
     async function evs() {
       try {
         const body = await getJSON('/api/streams/' + encodeURIComponent(stream) + '?limit=200');
-        events.replaceChildren(...body.events.map((e) => eventArticle(e, false, 3)));
+        const shown = folded ? body.events.filter((e) => folded.has(e.revision)) : body.events;
+        events.replaceChildren(...shown.map((e) => eventArticle(e, false, 3)));
         if (body.next !== undefined && body.next !== null) {
           events.append(h('p', {}, h('a', { href: streamHref(stream) }, 'All events of the stream')));
         }
@@ -743,6 +833,11 @@
     }
 
     async function parked() {
+      if (asOf) { // the parked lanes are now's, not as of then
+        parkedBox.hidden = true;
+        parkedBox.dataset.lanes = '0';
+        return;
+      }
       try {
         const body = await getJSON('/api/parked?orderId=' + encodeURIComponent(id));
         parkedBox.replaceChildren(...(body.parked.length ? parkedBanner(id, body.parked) : []));
@@ -761,10 +856,11 @@
       await settle(rev);
     }
 
-    // A new fact on this order redraws the page, once a burst has passed.
+    // A new fact on this order redraws the page, once a burst has passed
+    // (not as of a moment: the page shows then, not now).
     let timer = null;
     onTailEvent = (ev) => {
-      if (ev.stream !== stream) return;
+      if (ev.stream !== stream || asOf) return;
       clearTimeout(timer);
       timer = setTimeout(() => all(), 400);
     };
@@ -882,6 +978,150 @@
     })();
   }
 
+  // ---- books ----
+
+  function booksHref(params) {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+    const s = q.toString();
+    return '/ui/books' + (s ? '?' + s : '');
+  }
+
+  function renderBooks(params) {
+    setTitle('Books');
+    const from = params.get('from') || '';
+    const to = params.get('to') || '';
+    const by = params.get('by') === 'month' ? 'month' : 'day';
+    const asOf = (params.get('as_of') || '').trim();
+    const query = { from, to, by: by === 'day' ? '' : by, as_of: asOf };
+    const apiQ = new URLSearchParams(Object.entries(query).filter(([, v]) => v)).toString();
+    const withQ = (path) => path + (apiQ ? '?' + apiQ : '');
+
+    const fromIn = h('input', { id: 'books-from', name: 'from', type: 'date', value: from });
+    const toIn = h('input', { id: 'books-to', name: 'to', type: 'date', value: to });
+    const bySel = h('select', { id: 'books-by', name: 'by' },
+      h('option', { value: 'day', selected: by === 'day' }, 'Day'), h('option', { value: 'month', selected: by === 'month' }, 'Month'));
+    const asOfIn = h('input', { id: 'books-asof', name: 'as_of', value: asOf, maxlength: 40, spellcheck: 'false', autocomplete: 'off',
+      placeholder: 'now, or e.g. 2025-11-20T15:04:05Z', 'aria-describedby': 'books-asof-help' });
+    const form = h('form', { id: 'books-filter', class: 'filters', method: 'get', action: '/ui/books' },
+      h('div', { class: 'field' }, h('label', { for: 'books-from' }, 'From'), fromIn),
+      h('div', { class: 'field' }, h('label', { for: 'books-to' }, 'To'), toIn),
+      h('div', { class: 'field' }, h('label', { for: 'books-by' }, 'By'), bySel),
+      h('div', { class: 'field' }, h('label', { for: 'books-asof' }, 'As of'), asOfIn),
+      h('div', { class: 'field' }, h('button', { class: 'button', type: 'submit', id: 'books-apply' }, 'Show the books')),
+      (from || to || asOf || by !== 'day') ? h('div', { class: 'field' }, h('a', { href: '/ui/books', id: 'books-clear' }, 'All days, now')) : null,
+      h('p', { id: 'books-asof-help', class: 'muted small asof-help' },
+        'Days are UTC, both ends included. As of a moment: the facts recorded by then (a date alone is the end of that UTC day), folded with today\'s rules.'));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      window.location.assign(booksHref({ from: fromIn.value, to: toIn.value, by: bySel.value === 'day' ? '' : bySel.value, as_of: asOfIn.value.trim() }));
+    });
+
+    const tbBox = h('div', { id: 'trial-balance-box' }, h('p', { class: 'muted' }, 'Loading…'));
+    const chartBox = h('div', { id: 'books-chart', class: 'chart' }, h('p', { class: 'muted' }, 'Loading chart…'));
+    const reportBox = h('div', { id: 'books-report-box' }, h('p', { class: 'muted' }, 'Loading…'));
+    const when0 = asOf ? 'As of ' + asOf + ': the facts recorded by then.' : 'Now: the read model, which keeps the books with every fact.';
+    view().replaceChildren(
+      h('h1', {}, 'Books'),
+      h('p', { class: 'links' },
+        h('a', { href: withQ('/api/books/report') }, 'Report JSON'),
+        h('a', { href: withQ('/api/books/report') + (apiQ ? '&' : '?') + 'format=csv', id: 'books-csv' }, 'Report CSV'),
+        h('a', { href: '/api/books/trial-balance' + (asOf ? '?' + new URLSearchParams({ as_of: asOf }) : '') }, 'Trial balance JSON'),
+        h('a', { href: withQ('/api/books/chart.svg') }, 'Chart SVG')),
+      form,
+      h('p', { class: 'muted small', id: 'books-when' }, when0, ` In ${info.currency.code}.`),
+      h('section', { 'aria-labelledby': 'h-tb' }, h('h2', { id: 'h-tb' }, 'Trial balance'),
+        h('p', { class: 'muted small' }, 'Every account of the chart with its balance on its side. The books balance when the debits equal the credits.'),
+        tbBox),
+      h('section', { 'aria-labelledby': 'h-periods' }, h('h2', { id: 'h-periods' }, 'By ' + by),
+        h('p', { class: 'muted small' }, 'Bars: the money moved in each period, by kind; the line: its net (captured − refunded − charged back + reversed).'),
+        chartBox),
+      h('section', { 'aria-labelledby': 'h-report' }, h('h2', { id: 'h-report' }, 'Report'),
+        h('p', { class: 'muted small' }, 'Orders: checked out in the period, by their status now. Money: moved in the period by those orders.'),
+        reportBox));
+
+    function booksError(box, e) {
+      if (e instanceof HttpError && e.status === 409) {
+        box.replaceChildren(h('p', { class: 'notice-inline', id: box.id + '-stale' }, e.message, '. The books as of a moment (fill in As of) fold the facts and need no replay.'));
+      } else if (e instanceof HttpError && e.status === 501) {
+        box.replaceChildren(h('p', { class: 'notice-inline' }, 'The books need the order index, which this process does not have. As of a moment they fold the facts instead.'));
+      } else showError(box, e);
+    }
+
+    async function trialBalance() {
+      let tb;
+      try {
+        tb = await getJSON('/api/books/trial-balance' + (asOf ? '?' + new URLSearchParams({ as_of: asOf }) : ''));
+      } catch (e) { booksError(tbBox, e); return; }
+      const side = (l, which) => {
+        const v = which === 'debit' ? l.debit : l.credit;
+        if (v) return money(v);
+        return !l.debit && !l.credit && l.normal === which ? money(0) : '';
+      };
+      const ok = tb.balanced && tb.debits === tb.credits;
+      fill(tbBox,
+        h('table', { id: 'trial-balance', class: 'grid trial-balance', 'data-balanced': String(ok), 'data-orders': tb.orders },
+          h('caption', { class: 'visually-hidden' }, 'Trial balance'),
+          h('thead', {}, h('tr', {}, th('Code'), th('Account'), th('Normal side'), th('Debit', 'num'), th('Credit', 'num'))),
+          h('tbody', {}, tb.accounts.map((l) => h('tr', { 'data-account': l.account },
+            h('td', {}, l.code), h('th', { scope: 'row' }, l.title), h('td', { class: 'muted' }, l.normal),
+            h('td', { class: 'num', 'data-field': 'debit', 'data-minor': l.debit }, side(l, 'debit')),
+            h('td', { class: 'num', 'data-field': 'credit', 'data-minor': l.credit }, side(l, 'credit'))))),
+          h('tfoot', {}, h('tr', { 'data-account': 'total' }, h('td', {}), h('th', { scope: 'row' }, 'Total'), h('td', {}),
+            h('td', { class: 'num', 'data-field': 'debit', 'data-minor': tb.debits }, money(tb.debits)),
+            h('td', { class: 'num', 'data-field': 'credit', 'data-minor': tb.credits }, money(tb.credits))))),
+        h('p', { id: 'tb-status', class: ok ? 'good' : 'error', role: 'status' },
+          ok ? `Balanced: debits equal credits over ${tb.orders} order${tb.orders === 1 ? '' : 's'}.`
+            : `Not balanced: debits − credits = ${money(tb.debits - tb.credits)} ${tb.currency}.`));
+    }
+
+    async function chart() {
+      try { await loadSVG(withQ('/api/books/chart.svg'), chartBox); } catch (e) { booksError(chartBox, e); }
+    }
+
+    async function report() {
+      let rep;
+      try {
+        rep = await getJSON(withQ('/api/books/report'));
+      } catch (e) { booksError(reportBox, e); return; }
+      const cells = (r) => [h('td', { class: 'num', 'data-field': 'orders' }, r.orders),
+        MONEY.map(([k]) => h('td', { class: 'num', 'data-field': k, 'data-minor': moneyField(r.money, k) }, money(moneyField(r.money, k))))];
+      const body = h('tbody');
+      for (const p of rep.periods) {
+        const rows = rep.rows.filter((r) => r.period === p.period);
+        rows.forEach((r, i) => body.append(h('tr', { 'data-period': r.period, 'data-status': r.status || 'none' },
+          i === 0 ? h('th', { scope: 'row', rowspan: rows.length + (rows.length > 1 ? 1 : 0) }, r.period) : null,
+          h('td', {}, statusChip(r.status)), cells(r))));
+        if (rows.length > 1) {
+          body.append(h('tr', { class: 'subtotal', 'data-period': p.period, 'data-status': 'all' }, h('td', { class: 'muted' }, 'all'), cells(p)));
+        }
+      }
+      fill(reportBox, rep.rows.length === 0
+        ? h('p', { id: 'books-empty' }, 'No order was checked out, and no money moved, in these days.')
+        : h('table', { id: 'books-report', class: 'grid books-report', 'data-rows': rep.rows.length },
+          h('caption', { class: 'visually-hidden' }, 'Orders and money by ' + rep.by + ' and status'),
+          h('thead', {}, h('tr', {}, th(rep.by === 'month' ? 'Month' : 'Day'), th('Status'), th('Orders', 'num'), MONEY.map(([, label]) => th(label, 'num')))),
+          body,
+          h('tfoot', {}, h('tr', { 'data-period': 'total', 'data-status': 'all' }, h('th', { scope: 'row' }, 'Total'), h('td', { class: 'muted' }, 'all'), cells(rep.total)))));
+    }
+
+    async function draw() {
+      await Promise.all([trialBalance(), chart(), report()]);
+      ready();
+    }
+
+    // Now (not as of a moment), new facts change the books: draw again
+    // once a burst has passed, at most every few seconds.
+    let timer = null;
+    let last = Date.now();
+    onTailEvent = () => {
+      if (asOf) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => { last = Date.now(); draw(); }, Math.max(800, last + 3000 - Date.now()));
+    };
+    return draw();
+  }
+
   // ---- live tail ----
 
   function setupTail() {
@@ -942,11 +1182,15 @@
       page('deadletters');
       return renderDeadLetters(params);
     }
+    if (path === '/ui/books') {
+      page('books');
+      return renderBooks(params);
+    }
     if ((m = /^\/ui\/orders\/([^/]+)$/.exec(path))) {
       const id = decodeURIComponent(m[1]).trim();
       page('order');
       document.getElementById('search-input').value = id.toLowerCase();
-      if (UUID.test(id)) return renderOrder(id.toLowerCase());
+      if (UUID.test(id)) return renderOrder(id.toLowerCase(), params);
       if (isIdPrefix(id)) return renderPartialId(id.toLowerCase());
       setTitle('Not an order id');
       notice('bad-order-id', 'Not an order id',

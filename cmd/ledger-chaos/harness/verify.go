@@ -229,9 +229,10 @@ type logScan struct {
 }
 
 // bookkeeping reports whether stream is one the ledger keeps for itself in
-// a shared log: a projection's checkpoint or the parked lanes.
+// a shared log: a projection's checkpoint, the parked lanes or the seals.
 func bookkeeping(stream string) bool {
-	return strings.HasPrefix(stream, projections.CheckpointStream("")) || stream == projections.ParkedStream
+	return strings.HasPrefix(stream, projections.CheckpointStream("")) || stream == projections.ParkedStream ||
+		stream == domain.SealStream
 }
 
 // checkReadModel compares the read model with a fresh replay, the parked

@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/bookworm-ledger/ledger/domain"
+	"github.com/bookworm-ledger/ledger/projections"
+)
+
+// The books: the trial balance and the period report, now from the read
+// model's aggregates (Deps.Index), or as of a moment from a fold of the
+// facts recorded by then (Deps.Log with Deps.Rules).
+
+// booksQuery reads ?from=&to=&by=&as_of=.
+func booksQuery(r *http.Request) (projections.BooksQuery, error) {
+	v := r.URL.Query()
+	q := projections.BooksQuery{From: v.Get("from"), To: v.Get("to"), By: projections.Period(v.Get("by"))}
+	var err error
+	if q.From, err = parseDay("from", q.From); err != nil {
+		return q, err
+	}
+	if q.To, err = parseDay("to", q.To); err != nil {
+		return q, err
+	}
+	if q.By != "" && q.By != projections.PeriodDay && q.By != projections.PeriodMonth {
+		return q, badRequest("by: want day or month")
+	}
+	if q.AsOf, err = asOfParam(r); err != nil {
+		return q, err
+	}
+	if err := q.Validate(); err != nil {
+		return q, badRequest(err.Error())
+	}
+	return q, nil
+}
+
+// booksReport answers GET /api/books/report: JSON, or CSV with
+// format=csv (one line per period and status).
+func (s *Server) booksReport(w http.ResponseWriter, r *http.Request) {
+	q, err := booksQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		s.fail(w, r, badRequest("format: want json or csv"))
+		return
+	}
+	rep, ok := s.report(w, r, q)
+	if !ok {
+		return
+	}
+	if format != "csv" {
+		writeJSON(w, http.StatusOK, rep)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="books-`+string(rep.By)+`.csv"`)
+	_ = WriteBooksCSV(w, rep, s.cfg.Currency)
+}
+
+// report builds the report q asks for; on failure it has answered.
+func (s *Server) report(w http.ResponseWriter, r *http.Request, q projections.BooksQuery) (projections.BooksReport, bool) {
+	var rep projections.BooksReport
+	var err error
+	switch {
+	case !q.AsOf.IsZero():
+		rep, err = projections.ReportAsOf(r.Context(), s.deps.Log, s.booksRules(), q)
+	case s.deps.Index == nil:
+		writeError(w, http.StatusNotImplemented, noIndex)
+		return rep, false
+	default:
+		rep, err = projections.Report(r.Context(), s.deps.Index, s.cfg.Currency, q)
+	}
+	if err != nil {
+		s.failBooks(w, r, err)
+		return rep, false
+	}
+	return rep, true
+}
+
+// trialBalance answers GET /api/books/trial-balance?as_of=. An unbalanced
+// trial balance is an answer (balanced false), not an error.
+func (s *Server) trialBalance(w http.ResponseWriter, r *http.Request) {
+	asOf, err := asOfParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var tb projections.TrialBalance
+	switch {
+	case !asOf.IsZero():
+		tb, err = projections.TrialBalanceAsOf(r.Context(), s.deps.Log, s.booksRules(), asOf)
+	case s.deps.Index == nil:
+		writeError(w, http.StatusNotImplemented, noIndex)
+		return
+	default:
+		tb, err = projections.TrialBalanceNow(r.Context(), s.deps.Index, s.cfg.Currency)
+	}
+	if err != nil {
+		s.failBooks(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tb)
+}
+
+// booksChart answers GET /api/books/chart.svg: the report's periods drawn.
+func (s *Server) booksChart(w http.ResponseWriter, r *http.Request) {
+	q, err := booksQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, ok := s.report(w, r, q)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/svg+xml")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'")
+	_, _ = w.Write(RenderPeriodChart(rep, s.cfg.Currency))
+}
+
+// booksRules are the fold's rules for the books as of a moment, in the
+// server's currency.
+func (s *Server) booksRules() domain.Rules {
+	r := s.deps.Rules
+	if r.Currency.Code == "" {
+		r.Currency = s.cfg.Currency
+	}
+	return r
+}
+
+// failBooks is fail, with a read model written before the books told as
+// what it is: a conflict a replay resolves.
+func (s *Server) failBooks(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, projections.ErrBooksStale) {
+		writeError(w, http.StatusConflict, projections.ErrBooksStale.Error())
+		return
+	}
+	s.fail(w, r, err)
+}
+
+// BooksCSVHeader is the first line WriteBooksCSV writes.
+var BooksCSVHeader = []string{"period", "status", "orders", "captured", "refunded", "charged_back", "reversed", "net", "currency"}
+
+// WriteBooksCSV writes a report's rows, one line per period and status
+// (no subtotals, so the lines add up to the total), amounts as decimals
+// in cur's major unit.
+func WriteBooksCSV(out io.Writer, rep projections.BooksReport, cur domain.Currency) error {
+	w := csv.NewWriter(out)
+	if err := w.Write(BooksCSVHeader); err != nil {
+		return err
+	}
+	m := func(v int64) string { return formatMoney(v, cur.Decimals) }
+	for _, row := range rep.Rows {
+		t := row.Money
+		if err := w.Write([]string{row.Period, string(row.Status), strconv.Itoa(row.Orders), m(t.Captured), m(t.Refunded),
+			m(t.ChargedBack), m(t.Reversed), m(t.Net), cur.Code}); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	return w.Error()
+}
+
+// booksAsOfLabel is how a chart names its moment.
+func booksAsOfLabel(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " as of " + t.UTC().Format(time.RFC3339)
+}
