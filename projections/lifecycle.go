@@ -27,7 +27,7 @@ type LifecycleConfig struct {
 	Outbound  domain.OutboundConfig
 	BatchSize int           // events per publish (default 512)
 	BatchWait time.Duration // how long to wait for a fuller batch (default 2ms)
-	CacheSize int           // order folds kept in memory (default 20,000)
+	CacheSize int           // order folds kept in memory (default DefaultCacheSize)
 	// InFlight is how many batches may await the broker's confirms at
 	// once (default 64): folding and publishing the next batch overlaps the
 	// confirms of the last. Under a light load batches are small, and a
@@ -117,7 +117,7 @@ func NewLifecycle(log domain.EventLog, pub Publisher, cps CheckpointStore, cfg L
 		cfg.BatchWait = 2 * time.Millisecond
 	}
 	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 20_000
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 64

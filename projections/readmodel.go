@@ -35,7 +35,7 @@ func NewOrders(log domain.EventLog, rm ReadModel, cfg ReadModelConfig) *Orders {
 		cfg.Observer = NopObserver{}
 	}
 	if cfg.CacheSize <= 0 {
-		cfg.CacheSize = 20_000
+		cfg.CacheSize = DefaultCacheSize
 	}
 	return &Orders{log: log, rm: rm, cfg: cfg, states: newStates(log, cfg.Rules, cfg.CacheSize, false)}
 }
