@@ -39,6 +39,17 @@ func booksQuery(r *http.Request) (projections.BooksQuery, error) {
 	return q, nil
 }
 
+// csvParam reads format=json|csv ("" is json).
+func csvParam(r *http.Request) (bool, error) {
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		return false, nil
+	case "csv":
+		return true, nil
+	}
+	return false, badRequest("format: want json or csv")
+}
+
 // booksReport answers GET /api/books/report: JSON, or CSV with
 // format=csv (one line per period and status).
 func (s *Server) booksReport(w http.ResponseWriter, r *http.Request) {
@@ -47,16 +58,16 @@ func (s *Server) booksReport(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	format := r.URL.Query().Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		s.fail(w, r, badRequest("format: want json or csv"))
+	asCSV, err := csvParam(r)
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	rep, ok := s.report(w, r, q)
 	if !ok {
 		return
 	}
-	if format != "csv" {
+	if !asCSV {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
@@ -179,4 +190,80 @@ func booksAsOfLabel(t time.Time) string {
 		return ""
 	}
 	return " as of " + t.UTC().Format(time.RFC3339)
+}
+
+// journalQuery reads ?from=&to=&order=&as_of=.
+func journalQuery(r *http.Request) (projections.JournalQuery, error) {
+	v := r.URL.Query()
+	q := projections.JournalQuery{OrderID: v.Get("order")}
+	var err error
+	if q.From, err = parseDay("from", v.Get("from")); err != nil {
+		return q, err
+	}
+	if q.To, err = parseDay("to", v.Get("to")); err != nil {
+		return q, err
+	}
+	if q.AsOf, err = asOfParam(r); err != nil {
+		return q, err
+	}
+	if err := q.Validate(); err != nil {
+		return q, badRequest(err.Error())
+	}
+	return q, nil
+}
+
+// booksJournal answers GET /api/books/journal: the postings, JSON (with
+// their sums), or CSV with format=csv. It folds the log (Deps.Log).
+func (s *Server) booksJournal(w http.ResponseWriter, r *http.Request) {
+	q, err := journalQuery(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	asCSV, err := csvParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rep, err := projections.JournalReportOf(r.Context(), s.deps.Log, s.booksRules(), q)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !asCSV {
+		writeJSON(w, http.StatusOK, rep)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="journal.csv"`)
+	_ = WriteJournalCSV(w, rep.Lines, s.cfg.Currency)
+}
+
+// JournalCSVHeader is the first line WriteJournalCSV writes.
+var JournalCSVHeader = []string{"at", "recorded", "order_id", "revision", "event_id", "fact", "entry", "account", "code", "side", "debit", "credit", "currency"}
+
+// WriteJournalCSV writes one line per posting, its amount as a decimal in
+// cur's major unit under debit or credit (the other empty), times in RFC
+// 3339 UTC.
+func WriteJournalCSV(out io.Writer, lines []projections.JournalLine, cur domain.Currency) error {
+	w := csv.NewWriter(out)
+	if err := w.Write(JournalCSVHeader); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		amount := formatMoney(l.Amount, cur.Decimals)
+		dr, cr := amount, ""
+		if l.Side == domain.Credit {
+			dr, cr = "", amount
+		}
+		if err := w.Write([]string{l.At.UTC().Format(time.RFC3339Nano), l.Recorded.UTC().Format(time.RFC3339Nano), l.OrderID,
+			strconv.FormatUint(l.Revision, 10), l.EventID, l.Fact, l.Entry.String(), l.Account.Name(), l.Account.Code(), l.Side.String(),
+			dr, cr, cur.Code}); err != nil {
+			return err
+		}
+	}
+	w.Flush()
+	return w.Error()
 }

@@ -238,6 +238,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/books/trial-balance", s.trialBalance) // ?as_of=
 	mux.HandleFunc("GET /api/books/report", s.booksReport)         // ?from=&to=&by=day|month&as_of=&format=json|csv
 	mux.HandleFunc("GET /api/books/chart.svg", s.booksChart)       // the report's periods drawn
+	mux.HandleFunc("GET /api/books/journal", s.booksJournal)       // ?from=&to=&order=&as_of=&format=json|csv
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

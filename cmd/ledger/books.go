@@ -31,10 +31,11 @@ func (a *app) booksCmd() *cobra.Command {
 		Long: `The books: every money movement as balanced double-entry postings over a
 small chart of accounts (see the README's Books section).
   trial-balance  every account's balance; exits non-zero when they do not balance
-  report         orders and money per day or month and status`,
+  report         orders and money per day or month and status
+  journal        the postings themselves, one line each, for export`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(a.trialBalanceCmd(), a.booksReportCmd())
+	cmd.AddCommand(a.trialBalanceCmd(), a.booksReportCmd(), a.journalCmd())
 	return cmd
 }
 
@@ -293,4 +294,126 @@ func writeBooksReport(out io.Writer, rep projections.BooksReport, cur domain.Cur
 	}
 	add("total", "all", rep.Total)
 	return t.render(out, 0)
+}
+
+func (a *app) journalCmd() *cobra.Command {
+	var asJSON, asCSV bool
+	var server, asOfFlag string
+	var q projections.JournalQuery
+	cmd := &cobra.Command{
+		Use:   "journal",
+		Short: "The postings, one line each: what finance exports",
+		Long: `Every posting of the facts whose business time (the fact's own time, UTC)
+falls from --from to --to (dates, inclusive; either may be left out), of
+one order (--order) or all, in business-time order: the fact, the rule
+(capture, recognition, refund, chargeback, reversal), the account and
+the amount on its side. It folds the log (no read model needed); --as-of
+TIME folds only the facts recorded by then. A table with the sums by
+default (the debits equal the credits, or the command fails); --csv one
+line per posting, amounts as decimals; --json the lines and the sums.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON && asCSV {
+				return errors.New("--csv and --json: choose one")
+			}
+			c, logger, err := a.toolSetup(cmd)
+			if err != nil {
+				return err
+			}
+			defer logger.Sync()
+			ctx := cmd.Context()
+			if q.AsOf, err = projections.ParseAsOf(asOfFlag); err != nil {
+				return fmt.Errorf("--as-of: %w", err)
+			}
+			if err := q.Validate(); err != nil {
+				return fmt.Errorf("books journal: %w", err)
+			}
+			var rep projections.JournalReport
+			err = a.route(ctx, c, server, func() error {
+				store, err := openStore(ctx, c, logger)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				rep, err = projections.JournalReportOf(ctx, store, c.rules(), q)
+				if errors.Is(err, domain.ErrStreamNotFound) {
+					return fmt.Errorf("order %s: no facts", q.OrderID)
+				}
+				return err
+			}, func(base string) error {
+				v := asOfQuery(q.AsOf)
+				for k, s := range map[string]string{"from": q.From, "to": q.To, "order": q.OrderID} {
+					if s != "" {
+						v.Set(k, s)
+					}
+				}
+				return apiClient{base: base}.getJSON(ctx, "/api/books/journal", v, &rep)
+			})
+			if err != nil {
+				return err
+			}
+			switch {
+			case asJSON:
+				err = writeJSON(a.stdout, rep)
+			case asCSV:
+				err = httpapi.WriteJournalCSV(a.stdout, rep.Lines, c.currency())
+			default:
+				err = writeJournal(a.stdout, rep, c.currency())
+			}
+			if err != nil {
+				return err
+			}
+			if rep.Debits != rep.Credits {
+				return fmt.Errorf("the journal does not balance in %s: debits %s, credits %s", orDefault(rep.Currency, c.currency().Code),
+					fmtMoney(rep.Debits, c.currency()), fmtMoney(rep.Credits, c.currency()))
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&q.From, "from", "", "first day of the facts' business time, 2006-01-02 (UTC); default: the first")
+	fs.StringVar(&q.To, "to", "", "last day, 2006-01-02 (UTC), inclusive; default: the last")
+	fs.StringVar(&q.OrderID, "order", "", "only this order's postings")
+	fs.BoolVar(&asCSV, "csv", false, "print CSV: one line per posting")
+	fs.BoolVar(&asJSON, "json", false, "print JSON for machines")
+	fs.StringVar(&asOfFlag, "as-of", "", "fold the facts recorded by this time (RFC 3339, or 2006-01-02: the end of that UTC day)")
+	serverFlags(fs, &server, nil)
+	return cmd
+}
+
+// writeJournal prints one line per posting and the sums.
+func writeJournal(out io.Writer, rep projections.JournalReport, cur domain.Currency) error {
+	money := func(v int64) string { return fmtMoney(v, cur) }
+	span := "every day"
+	if rep.From != "" || rep.To != "" {
+		span = orDefault(rep.From, "the first day") + " to " + orDefault(rep.To, "the last")
+	}
+	if rep.OrderID != "" {
+		span += ", order " + rep.OrderID
+	}
+	known := "every fact recorded"
+	if !rep.AsOf.IsZero() {
+		known = "as of " + rep.AsOf.UTC().Format(time.RFC3339Nano) + ": the facts recorded by then"
+	}
+	fmt.Fprintf(out, "journal (%s), %s, %s; dated by the facts' business time\n\n", orDefault(rep.Currency, cur.Code), span, known)
+	t := &textTable{cols: []column{{head: "AT"}, {head: "ORDER"}, {head: "REV", right: true}, {head: "FACT"}, {head: "ENTRY"},
+		{head: "ACCOUNT"}, {head: "DEBIT", right: true}, {head: "CREDIT", right: true}}}
+	for _, l := range rep.Lines {
+		dr, cr := money(l.Amount), ""
+		if l.Side == domain.Credit {
+			dr, cr = "", dr
+		}
+		t.row(l.At.UTC().Format(time.RFC3339), l.OrderID, strconv.FormatUint(l.Revision, 10), l.Fact, l.Entry.String(),
+			l.Account.Code()+" "+l.Account.Name(), dr, cr)
+	}
+	t.row("total", strconv.Itoa(len(rep.Lines))+" postings", "", "", "", "", money(rep.Debits), money(rep.Credits))
+	if err := t.render(out, 0); err != nil {
+		return err
+	}
+	if rep.Debits == rep.Credits {
+		fmt.Fprintln(out, "\nbalanced: debits equal credits")
+	} else {
+		fmt.Fprintf(out, "\nNOT BALANCED: debits - credits = %s\n", money(rep.Debits-rep.Credits))
+	}
+	return nil
 }

@@ -321,6 +321,9 @@ func TestAuditAsOfShowsOnlyEarlierFacts(t *testing.T) {
 func TestBooksAndAuditAsOfThroughRunningServer(t *testing.T) {
 	t.Parallel()
 	bf := seedBooks(t)
+	offline, _, err := ledger(t, bf.env(), "books", "journal", "--csv")
+	require.NoError(t, err, "the journal before serve, to compare")
+	ofA := journalCSVOfA(t, bf)
 	// The facts are from 2025: a long placement time-out keeps C placing
 	// rather than expired while the test runs.
 	in, u := startServe(t, bf.dir, "LEDGER_RULES_PLACEMENT_TIMEOUT=87600h")
@@ -360,13 +363,26 @@ func TestBooksAndAuditAsOfThroughRunningServer(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(run("books", "report", "--as-of", asOf, "--json", "--from", "2025-10-31", "--to", "2025-10-31")), &rep))
 			assert.Equal(t, projections.BooksRow{Period: projections.TotalPeriod, Orders: 1, Money: domain.Totals{Captured: 5000, Net: 5000}}, rep.Total)
 
+			assert.Equal(t, offline, run("books", "journal", "--csv"), "the journal as offline")
+			assert.Equal(t, append([][]string{httpapi.JournalCSVHeader}, ofA[:2]...),
+				readCSV(t, run("books", "journal", "--csv", "--order", bf.a, "--as-of", bf.charged.Format(time.RFC3339Nano))))
+			assert.Len(t, readCSV(t, run("books", "journal", "--csv", "--from", "2025-11-01")), 1+4)
+			var jr projections.JournalReport
+			require.NoError(t, json.Unmarshal([]byte(run("books", "journal", "--json")), &jr))
+			assert.Len(t, jr.Lines, 8)
+			assert.Equal(t, [2]int64{13000, 13000}, [2]int64{jr.Debits, jr.Credits})
+			assert.Contains(t, run("books", "journal"), "balanced: debits equal credits")
+			_, stderr, err := cli(t, bf.dir, u, nil, append([]string{"books", "journal", "--from", "2025-11-31"}, flags...)...)
+			require.Error(t, err)
+			assert.Contains(t, stderr, `from "2025-11-31"`, "refused before the server is asked")
+
 			var audit projections.AuditReport
 			require.NoError(t, json.Unmarshal([]byte(run("audit", bf.a, "--as-of", bf.charged.Format(time.RFC3339Nano), "--json")), &audit))
 			assert.Len(t, audit.Entries, 2)
 			assert.True(t, bf.charged.Equal(audit.AsOf))
 			assert.Contains(t, run("audit", bf.a, "--as-of", bf.charged.Format(time.RFC3339Nano)), "as of "+bf.charged.Format(time.RFC3339Nano))
 
-			_, stderr, err := cli(t, bf.dir, u, nil, append([]string{"audit", bf.a, "--as-of", bf.beforeFirst.Format(time.RFC3339)}, flags...)...)
+			_, stderr, err = cli(t, bf.dir, u, nil, append([]string{"audit", bf.a, "--as-of", bf.beforeFirst.Format(time.RFC3339)}, flags...)...)
 			require.Error(t, err)
 			assert.Contains(t, stderr, "no facts recorded by")
 		})
