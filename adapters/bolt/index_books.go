@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -60,16 +59,8 @@ func hasBooks(tx *bbolt.Tx) bool {
 // cells alone: oldest day first, statuses in domain.Statuses() order
 // within a day (orders without a checkout, status "", first).
 func (r *ReadModel) DayStatus(ctx context.Context, from, to string) ([]projections.DayStatusTotals, error) {
-	if err := ctx.Err(); err != nil {
+	if err := r.checkDayQuery(ctx, from, to); err != nil {
 		return nil, err
-	}
-	if r.deferred.Load() {
-		return nil, fmt.Errorf("read model %s: %w", r.path, errNotIndexed)
-	}
-	for _, d := range []string{from, to} {
-		if _, err := time.Parse(domain.DayFormat, d); d != "" && err != nil {
-			return nil, fmt.Errorf("%w: day %q: want %s", projections.ErrInvalidQuery, d, domain.DayFormat)
-		}
 	}
 	out := []projections.DayStatusTotals{}
 	err := r.view(func(tx *bbolt.Tx) error {

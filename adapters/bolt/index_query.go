@@ -303,18 +303,27 @@ func (r *ReadModel) Overview(ctx context.Context) (projections.Overview, error) 
 	return o, nil
 }
 
-// Days implements projections.OrderIndex from the day aggregates alone.
-func (r *ReadModel) Days(ctx context.Context, from, to string) ([]projections.DayTotals, error) {
+// checkDayQuery is what a question by day needs first: a live context,
+// built indexes and days of the form domain.DayFormat ("" is an open end).
+func (r *ReadModel) checkDayQuery(ctx context.Context, from, to string) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	if r.deferred.Load() {
-		return nil, fmt.Errorf("read model %s: %w", r.path, errNotIndexed)
+		return fmt.Errorf("read model %s: %w", r.path, errNotIndexed)
 	}
 	for _, d := range []string{from, to} {
 		if _, err := time.Parse(domain.DayFormat, d); d != "" && err != nil {
-			return nil, fmt.Errorf("%w: day %q: want %s", projections.ErrInvalidQuery, d, domain.DayFormat)
+			return fmt.Errorf("%w: day %q: want %s", projections.ErrInvalidQuery, d, domain.DayFormat)
 		}
+	}
+	return nil
+}
+
+// Days implements projections.OrderIndex from the day aggregates alone.
+func (r *ReadModel) Days(ctx context.Context, from, to string) ([]projections.DayTotals, error) {
+	if err := r.checkDayQuery(ctx, from, to); err != nil {
+		return nil, err
 	}
 	out := []projections.DayTotals{}
 	err := r.view(func(tx *bbolt.Tx) error {

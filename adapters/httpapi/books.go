@@ -50,6 +50,14 @@ func csvParam(r *http.Request) (bool, error) {
 	return false, badRequest("format: want json or csv")
 }
 
+// csvHeaders starts a CSV download named name.csv.
+func csvHeaders(w http.ResponseWriter, name string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+}
+
 // booksReport answers GET /api/books/report: JSON, or CSV with
 // format=csv (one line per period and status).
 func (s *Server) booksReport(w http.ResponseWriter, r *http.Request) {
@@ -71,10 +79,7 @@ func (s *Server) booksReport(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Disposition", `attachment; filename="books-`+string(rep.By)+`.csv"`)
+	csvHeaders(w, "books-"+string(rep.By))
 	_ = WriteBooksCSV(w, rep, s.cfg.Currency)
 }
 
@@ -234,10 +239,7 @@ func (s *Server) booksJournal(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Disposition", `attachment; filename="journal.csv"`)
+	csvHeaders(w, "journal")
 	_ = WriteJournalCSV(w, rep.Lines, s.cfg.Currency)
 }
 
