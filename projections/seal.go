@@ -66,7 +66,7 @@ func (s Sealer) Validate() error {
 // Seal seals every order event after the last seal, up to the log's head
 // as it is when Seal starts, and returns how many it sealed.
 func (s Sealer) Seal(ctx context.Context) (int, error) {
-	res, err := s.seal(ctx)
+	res, _, err := s.seal(ctx, nil)
 	return res.Facts, err
 }
 
@@ -78,8 +78,10 @@ func (s Sealer) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.Every)
 	defer t.Stop()
+	var idle *domain.Position
 	for {
-		res, err := s.seal(ctx)
+		res, scanned, err := s.seal(ctx, idle)
+		idle = scanned
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -94,25 +96,40 @@ func (s Sealer) Run(ctx context.Context) error {
 	}
 }
 
-func (s Sealer) seal(ctx context.Context) (SealResult, error) {
+// seal seals up to the head. idle, when not nil, is a position up to
+// which an earlier round found no order event after the last seal: the
+// log between holds other streams' events only (an election's checkpoints
+// keep coming while no order does), so it is not read again. It returns
+// the position to pass as idle next time.
+func (s Sealer) seal(ctx context.Context, idle *domain.Position) (SealResult, *domain.Position, error) {
 	var res SealResult
 	head, ok, err := s.Log.Head(ctx)
 	if err != nil {
-		return res, fmt.Errorf("seal: read the head: %w", err)
+		return res, idle, fmt.Errorf("seal: read the head: %w", err)
 	}
 	conflicts := 0
 	for {
 		last, expected, err := lastSeal(ctx, s.Log)
 		if err != nil {
-			return res, err
+			return res, idle, err
 		}
 		res.Last = withoutDigests(last)
-		if !ok || (last != nil && !last.Through.Less(head)) {
-			return res, nil
+		if last != nil && idle != nil && !last.Through.Less(*idle) {
+			idle = nil // sealed past it: the seal is where to go on from
 		}
-		next, err := s.next(ctx, last, head)
-		if err != nil || next == nil {
-			return res, err
+		done := idle
+		if done == nil && last != nil {
+			done = &last.Through
+		}
+		if !ok || (done != nil && !done.Less(head)) {
+			return res, idle, nil
+		}
+		next, scanned, err := s.next(ctx, last, idle, head)
+		if err != nil {
+			return res, idle, err
+		}
+		if next == nil {
+			return res, scanned, nil
 		}
 		ar, err := s.append(ctx, next, expected)
 		if errors.Is(err, domain.ErrWrongExpectedVersion) && conflicts < conflictAttempts {
@@ -120,9 +137,9 @@ func (s Sealer) seal(ctx context.Context) (SealResult, error) {
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("seal %d (%s..%s): %w", next.Seq, posText(next.After), next.Through, err)
+			return res, idle, fmt.Errorf("seal %d (%s..%s): %w", next.Seq, posText(next.After), next.Through, err)
 		}
-		conflicts = 0
+		conflicts, idle = 0, nil
 		if !ar.Duplicate {
 			res.Facts += next.Count
 			res.Seals++
@@ -140,8 +157,9 @@ func (s Sealer) append(ctx context.Context, seal *domain.Seal, expected domain.E
 }
 
 // next makes the seal after last over the order events up to head, at
-// most MaxFacts of them; nil when there are none.
-func (s Sealer) next(ctx context.Context, last *domain.Seal, head domain.Position) (*domain.Seal, error) {
+// most MaxFacts of them, reading from idle when it is past last (see
+// seal); nil when there are none, with the position read up to.
+func (s Sealer) next(ctx context.Context, last *domain.Seal, idle *domain.Position, head domain.Position) (*domain.Seal, *domain.Position, error) {
 	limit := s.MaxFacts
 	if limit <= 0 {
 		limit = DefaultSealMaxFacts
@@ -151,17 +169,20 @@ func (s Sealer) next(ctx context.Context, last *domain.Seal, head domain.Positio
 	if last != nil {
 		var err error
 		if prev, err = domain.ParseChainHash(last.Hash); err != nil {
-			return nil, fmt.Errorf("seal %d: %w", last.Seq, err)
+			return nil, nil, fmt.Errorf("seal %d: %w", last.Seq, err)
 		}
 		after := last.Through
 		seal.Seq, seal.After, seal.Prev = last.Seq+1, &after, last.Hash
 	}
 	chain := domain.NewChain(prev)
 	cursor := seal.After
+	if idle != nil && (cursor == nil || cursor.Less(*idle)) {
+		cursor = idle // no order event between: the seal's range still starts at After
+	}
 	for seal.Count < limit {
 		page, err := s.Log.ReadAll(ctx, cursor, sealPage)
 		if err != nil {
-			return nil, fmt.Errorf("seal %d: read the log after %s: %w", seal.Seq, posText(cursor), err)
+			return nil, nil, fmt.Errorf("seal %d: read the log after %s: %w", seal.Seq, posText(cursor), err)
 		}
 		for i := range page {
 			e := &page[i]
@@ -182,11 +203,11 @@ func (s Sealer) next(ctx context.Context, last *domain.Seal, head domain.Positio
 		}
 	}
 	if seal.Count == 0 {
-		return nil, nil
+		return nil, cursor, nil
 	}
 	seal.Hash = chain.Sum().String()
 	seal.SealedAt = s.now()
-	return seal, nil
+	return seal, nil, nil
 }
 
 func (s Sealer) now() time.Time {

@@ -258,6 +258,69 @@ func TestSealRunSealsAtStartAndReports(t *testing.T) {
 	assert.ErrorContains(t, err, "max_facts 150001: must be within 1..150000")
 }
 
+// streamCountingLog is a real log that counts the events ReadAll returns, by
+// stream.
+type streamCountingLog struct {
+	domain.EventLog
+	mu   sync.Mutex
+	read map[string]int
+}
+
+func (l *streamCountingLog) ReadAll(ctx context.Context, after *domain.Position, max int) ([]domain.RecordedEvent, error) {
+	evs, err := l.EventLog.ReadAll(ctx, after, max)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range evs {
+		l.read[e.Stream]++
+	}
+	return evs, err
+}
+
+// With no order event coming, the events of other streams (an election's
+// checkpoints keep coming) are read once, not again every round; an order
+// event after them is sealed, and the seal still starts at the last one.
+func TestSealRunReadsOtherStreamsOnce(t *testing.T) {
+	log := &streamCountingLog{EventLog: openLog(t), read: map[string]int{}}
+	ctx := context.Background()
+	appendFacts(t, log, 3)
+	_, err := projections.Sealer{Log: log, Clock: sealClock}.Seal(ctx)
+	require.NoError(t, err)
+	for range 50 {
+		_, err := log.Append(ctx, "ledger-checkpoint-x", domain.Any, domain.EventData{ID: uuid.NewString(), Type: "Checkpoint", Data: []byte(`{}`)})
+		require.NoError(t, err)
+	}
+	log.read = map[string]int{}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	rounds := 0
+	var late domain.Position
+	s := projections.Sealer{Log: log, Clock: sealClock, Every: time.Millisecond, Observe: func(r projections.SealResult, err error) {
+		assert.NoError(t, err)
+		rounds++
+		switch rounds {
+		case 5:
+			assert.Equal(t, 50, log.read["ledger-checkpoint-x"], "five idle rounds read the other stream once")
+			res, err := log.Append(ctx, domain.StreamName(uuid.NewString()), domain.Any,
+				domain.EventData{ID: uuid.NewString(), Type: "PaymentRefundedIntegrationEvent", Data: []byte(`{"amount":1}`)})
+			require.NoError(t, err)
+			late = res.Position
+		case 6:
+			assert.Equal(t, 1, r.Facts, "the order event after the idle stretch is sealed")
+			cancel()
+		}
+	}}
+	require.NoError(t, s.Run(runCtx))
+	require.Equal(t, 6, rounds)
+	all := seals(t, log)
+	require.Len(t, all, 2)
+	assert.Equal(t, all[0].Through, *all[1].After, "the range starts at the last seal, not where the reading did")
+	assert.Equal(t, late, all[1].Through)
+	assert.Equal(t, 1, all[1].Count)
+	rep := verify(t, log)
+	assert.True(t, rep.OK, "%+v", rep)
+	assert.Equal(t, int64(4), rep.Sealed)
+}
+
 // A seal of MaxSealFacts events fits one EventStoreDB append.
 func TestSealOfMaxFactsFitsOneAppend(t *testing.T) {
 	seal := domain.Seal{Seq: 1, Count: projections.MaxSealFacts, Digests: make([]byte, projections.MaxSealFacts*domain.DigestSize),
